@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"medserve"
+	"medserve/internal/text"
+)
+
+// errUsage marks a command-line mistake; the usage text has been printed.
+var errUsage = errors.New("usage error")
+
+// env is what every subcommand gets: its arguments and the process's
+// environment and streams, passed in so that tests can run the whole program.
+type env struct {
+	args   []string
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+const usage = `medserve — a clinical AI inference server
+
+Usage:
+  medserve serve                      run the server (coming in step 4)
+  medserve analyze [flags] TEXT       findings, vitals and domain of a clinical text
+  medserve analyze --jsonl            the same for {"text","targets"} lines on stdin
+  medserve eval negation --file PATH  score ConText on a NegEx-format annotated set
+  medserve lexicon                    lexicon and rule-set sizes, by type and source
+
+Run "medserve COMMAND -h" for a command's flags.
+`
+
+// run is the whole program: main only calls it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runWithInput(ctx, args, getenv, os.Stdin, stdout, stderr)
+}
+
+func runWithInput(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	e := env{args: args[2:], getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	switch args[1] {
+	case "serve":
+		return cmdServe(ctx, e)
+	case "analyze":
+		return cmdAnalyze(ctx, e)
+	case "eval":
+		return cmdEval(ctx, e)
+	case "lexicon":
+		return cmdLexicon(ctx, e)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[1], usage)
+	return errUsage
+}
+
+func cmdServe(_ context.Context, e env) error {
+	fmt.Fprintln(e.stderr, "medserve serve: not yet — the HTTP server arrives with step 4; try \"medserve analyze\"")
+	return errors.New("serve is not available in this release")
+}
+
+// clinicalDataFlag registers the flag that points at an unpacked data tree;
+// by default the data embedded in the binary is used.
+func clinicalDataFlag(fset *flag.FlagSet, getenv func(string) string) *string {
+	return fset.String("clinical-data", getenv("MEDSERVE_CLINICAL_DATA"), "directory holding the clinical data tree (default: the data embedded in the binary; env MEDSERVE_CLINICAL_DATA)")
+}
+
+// dataFS opens the clinical data tree.
+func dataFS(dir string) (fs.FS, error) {
+	if dir != "" {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("clinical data: %w", err)
+		}
+		return os.DirFS(dir), nil
+	}
+	sub, err := fs.Sub(medserve.Data, "data")
+	if err != nil {
+		return nil, fmt.Errorf("embedded clinical data: %w", err)
+	}
+	return sub, nil
+}
+
+func loadEngine(dir string) (*text.Engine, error) {
+	fsys, err := dataFS(dir)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := text.Load(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("load text engine: %w", err)
+	}
+	return eng, nil
+}
+
+// parseFlags parses a subcommand's flags, printing usage errors to stderr.
+func parseFlags(fset *flag.FlagSet, e env) error {
+	fset.SetOutput(e.stderr)
+	if err := fset.Parse(e.args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module medserve
+
+go 1.26
