@@ -14,13 +14,16 @@ const (
 	Drug      ConceptType = "DRUG"
 	Anatomy   ConceptType = "ANATOMY"
 	Procedure ConceptType = "PROCEDURE"
-	Target    ConceptType = "TARGET"
+	// Risk is a behaviour or exposure (smoking, alcohol, travel) that a
+	// differential weighs but that is not itself a symptom or disease.
+	Risk   ConceptType = "RISK"
+	Target ConceptType = "TARGET"
 )
 
 // Valid reports whether t is one of the known concept types.
 func (t ConceptType) Valid() bool {
 	switch t {
-	case Symptom, Disease, Drug, Anatomy, Procedure, Target:
+	case Symptom, Disease, Drug, Anatomy, Procedure, Risk, Target:
 		return true
 	}
 	return false

@@ -98,7 +98,7 @@ func TestContextFlags(t *testing.T) {
 		{"Status post appendectomy.", "appendectomy", "historical"},
 		{"Return if chest pain recurs.", "chest pain", "hypothetical"},
 		{"Mother had breast cancer.", "breast cancer", "family"},
-		{"Family history of diabetes.", "diabetes", "family,historical"},
+		{"Family history of diabetes.", "diabetes", "historical,family"},
 		// Plain affirmed.
 		{"Crushing chest pain radiating to the left arm.", "chest pain", "affirmed"},
 		// Section headers in capitals end a scope even without a period.

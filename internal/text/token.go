@@ -91,7 +91,8 @@ func scanTokens(dst []rawToken, s string, from, to int) []rawToken {
 		}
 		// "-ve" and "+ve" (negative, positive) keep their sign: without it
 		// "-ve for bleeding" would lose its negation.
-		if i-start == 2 && start > from && (s[start-1] == '-' || s[start-1] == '+') && (s[start]|0x20) == 'v' && (s[start+1]|0x20) == 'e' {
+		if i-start == 2 && start > from && (s[start-1] == '-' || s[start-1] == '+') && (s[start]|0x20) == 'v' && (s[start+1]|0x20) == 'e' &&
+			(start-1 == from || !isWordRune(rune(s[start-2]))) {
 			start--
 		}
 		dst = append(dst, rawToken{start: start, end: i})
