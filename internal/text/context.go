@@ -99,16 +99,27 @@ func ParseNegExTriggers(r io.Reader, base Category, source string) ([]Rule, erro
 		if strings.TrimSpace(raw) == "" || strings.HasPrefix(raw, "#") {
 			continue
 		}
-		open := strings.LastIndexByte(raw, '[')
-		if open < 0 || !strings.HasSuffix(raw, "]") {
+		// An optional category after the tag ("now\t\t[CONJ]\tHISTORICAL")
+		// lets one file hold rules of several categories.
+		cat := base
+		body := strings.TrimRight(raw, " \t")
+		if i := strings.LastIndexByte(body, ']'); i >= 0 && i < len(body)-1 {
+			c, ok := parseCategory(body[i+1:])
+			if !ok {
+				return nil, fmt.Errorf("%s:%d: unknown category %q", source, line, strings.TrimSpace(body[i+1:]))
+			}
+			cat, body = c, body[:i+1]
+		}
+		open := strings.LastIndexByte(body, '[')
+		if open < 0 || !strings.HasSuffix(body, "]") {
 			return nil, fmt.Errorf("%s:%d: no [TAG] in %q", source, line, raw)
 		}
-		phrase := strings.TrimSpace(raw[:open])
-		tag := raw[open+1 : len(raw)-1]
+		phrase := strings.TrimSpace(body[:open])
+		tag := body[open+1 : len(body)-1]
 		if phrase == "" {
 			return nil, fmt.Errorf("%s:%d: empty phrase", source, line)
 		}
-		rule := Rule{Phrase: phrase, Category: base, Source: source}
+		rule := Rule{Phrase: phrase, Category: cat, Source: source}
 		switch tag {
 		case "PREN", "ONEW":
 			// ONEW ("pre-existing", "status post", "prior") precedes the
@@ -129,7 +140,7 @@ func ParseNegExTriggers(r io.Reader, base Category, source string) ([]Rule, erro
 		}
 		rules = append(rules, rule)
 		// NegEx's terminators end possible-existence scopes too.
-		if tag == "CONJ" && base == Negated {
+		if tag == "CONJ" && cat == Negated {
 			rules = append(rules, Rule{Phrase: phrase, Category: Possible, Direction: Terminate, Source: source})
 		}
 	}

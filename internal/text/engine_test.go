@@ -99,6 +99,9 @@ func TestContextFlags(t *testing.T) {
 		{"Return if chest pain recurs.", "chest pain", "hypothetical"},
 		{"Mother had breast cancer.", "breast cancer", "family"},
 		{"Family history of diabetes.", "diabetes", "historical,family"},
+		// A return to the present ends a historical scope.
+		{"Hx of MI, now melena for two days.", "melena", "affirmed"},
+		{"Hx of MI, now melena for two days.", "MI", "historical"},
 		// Plain affirmed.
 		{"Crushing chest pain radiating to the left arm.", "chest pain", "affirmed"},
 		// Section headers in capitals end a scope even without a period.
@@ -303,13 +306,18 @@ func TestParseNegExTriggersRejectsBadLines(t *testing.T) {
 			t.Errorf("ParseNegExTriggers(%q): no error", in)
 		}
 	}
-	rules, err := ParseNegExTriggers(strings.NewReader("# comment\r\ndenies\t\t[PREN]\r\nrule out\t\t[PREP]\r\nbut\t\t[CONJ]\r\n"), Negated, "test")
+	rules, err := ParseNegExTriggers(strings.NewReader("# comment\r\ndenies\t\t[PREN]\r\nrule out\t\t[PREP]\r\nbut\t\t[CONJ]\r\nnow\t\t[CONJ]\tHISTORICAL\n"), Negated, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// "but" terminates both negated and possible scopes.
-	if len(rules) != 4 || rules[1].Category != Possible || rules[2].Direction != Terminate || rules[3].Category != Possible {
+	// "but" terminates both negated and possible scopes; "now" only
+	// historical ones.
+	if len(rules) != 5 || rules[1].Category != Possible || rules[2].Direction != Terminate || rules[3].Category != Possible ||
+		rules[4].Category != Historical || rules[4].Direction != Terminate {
 		t.Errorf("rules = %+v", rules)
+	}
+	if _, err := ParseNegExTriggers(strings.NewReader("now\t\t[CONJ]\tSOMETIMES\n"), Negated, "test"); err == nil {
+		t.Error("unknown category accepted")
 	}
 }
 
