@@ -86,6 +86,8 @@ func TestContextFlags(t *testing.T) {
 		// A terminator ends the scope.
 		{"No fever but has productive cough.", "productive cough", "affirmed"},
 		{"No biliary dilatation and positive for cholelithiasis.", "cholelithiasis", "affirmed"},
+		// A semicolon ends every scope.
+		{"Denies chest pain; mother had breast cancer.", "breast cancer", "family"},
 		// Scope ends at the sentence end.
 		{"No fever. Cough for three days.", "cough", "affirmed"},
 		{"Dr. Smith saw him. He denies dyspnea.", "dyspnea", "negated"},

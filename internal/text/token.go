@@ -11,7 +11,7 @@ import (
 // separators, so spans are always valid offsets into the input.
 type rawToken struct {
 	start, end int
-	punct      byte // ':' for a colon token, 0 for a word or number
+	punct      byte // ':' or ';' for those tokens, 0 for a word or number
 }
 
 // isWordRune reports whether r can be part of a word token.
@@ -39,7 +39,8 @@ func isShortLetters(s string, i, j int) bool {
 
 // scanTokens splits s[from:to] into tokens, appending to dst. Punctuation is
 // dropped, so "ant. chest pain" and "pain, chest" tokenize like plain words,
-// except a colon, which some ConText rules (": none") anchor on. A one- or
+// except a colon, which some ConText rules (": none") anchor on, and a
+// semicolon, which joins independent clauses and so ends scopes. A one- or
 // two-letter run, a slash and another one- or two-letter run is one token, so
 // that clinical abbreviations like "n/v", "s/p" and "r/o" survive intact.
 func scanTokens(dst []rawToken, s string, from, to int) []rawToken {
@@ -47,8 +48,8 @@ func scanTokens(dst []rawToken, s string, from, to int) []rawToken {
 	for i < to {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c == ':' {
-				dst = append(dst, rawToken{start: i, end: i + 1, punct: ':'})
+			if c == ':' || c == ';' {
+				dst = append(dst, rawToken{start: i, end: i + 1, punct: c})
 				i++
 				continue
 			}

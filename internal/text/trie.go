@@ -52,8 +52,12 @@ type normalizer struct {
 // appendNorm normalises raw token t (text s) and appends its word ids.
 func (n *normalizer) appendNorm(dst []normTok, s string, t rawToken, rawIdx int) []normTok {
 	if t.punct != 0 {
-		// The colon is the only punctuation token (see scanTokens).
-		id, ok := n.v.ids[":"]
+		// Only ':' and ';' are punctuation tokens (see scanTokens).
+		p := ":"
+		if t.punct == ';' {
+			p = ";"
+		}
+		id, ok := n.v.ids[p]
 		if !ok {
 			id = noWord
 		}
