@@ -40,6 +40,7 @@ type Config struct {
 	Abbreviations []Abbreviation
 	Entries       []Entry
 	Rules         []Rule
+	Sections      []Section
 	// MaxScope caps a trigger's scope in words; 0 means the sentence end.
 	MaxScope int
 }
@@ -52,8 +53,18 @@ type Stats struct {
 	PhrasesBySrc  map[string]int `json:"phrases_by_source"`
 	Rules         int            `json:"rules"`
 	Overridden    int            `json:"rules_overridden"`
+	Sections      int            `json:"section_headers"`
 	Abbreviations int            `json:"abbreviations"`
 	Dropped       int            `json:"phrases_dropped"`
+}
+
+// Section is a note section header ("PAST MEDICAL HISTORY:"). Every header
+// ends the section before it; one with Qualifies set marks each finding in
+// its section with Flag.
+type Section struct {
+	Header    string
+	Qualifies bool
+	Flag      Category
 }
 
 // ruleRef is one (category, direction) that a trigger phrase carries.
@@ -70,6 +81,8 @@ type Engine struct {
 	conceptTrie *trie
 	ruleTrie    *trie
 	ruleSets    [][]ruleRef
+	sectionTrie *trie
+	sections    []Section
 	maxScope    int
 	colon       int32 // word id of ":", which some rules start with
 	stats       Stats
@@ -82,6 +95,7 @@ func New(cfg Config) (*Engine, error) {
 		v:           newVocab(),
 		conceptTrie: newTrie(),
 		ruleTrie:    newTrie(),
+		sectionTrie: newTrie(),
 		maxScope:    cfg.MaxScope,
 		stats:       Stats{ByType: map[string]int{}, PhrasesBySrc: map[string]int{}},
 	}
@@ -151,6 +165,18 @@ func New(cfg Config) (*Engine, error) {
 			e.stats.Rules++
 		}
 	}
+	for _, sec := range cfg.Sections {
+		ids := e.v.phraseIDs(sec.Header)
+		if len(ids) == 0 || len(ids) > maxPhraseTokens {
+			return nil, fmt.Errorf("section header %q: must have 1–%d words", sec.Header, maxPhraseTokens)
+		}
+		node := e.sectionTrie.insert(ids)
+		if e.sectionTrie.payload[node] < 0 {
+			e.sectionTrie.payload[node] = int32(len(e.sections))
+			e.sections = append(e.sections, sec)
+		}
+	}
+	e.stats.Sections = len(e.sections)
 	return e, nil
 }
 
@@ -264,6 +290,9 @@ func (e *Engine) Analyze(text string, opts Options) Analysis {
 	sc.cov = sc.cov[:len(sc.norm)]
 	clear(sc.cov)
 
+	if len(e.sections) > 0 {
+		e.markSections(sc)
+	}
 	for _, sw := range sc.sentWords {
 		out.Findings = e.analyzeSentence(out.Findings, text, sc, sw[0], sw[1])
 	}
@@ -283,6 +312,26 @@ func (e *Engine) Analyze(text string, opts Options) Analysis {
 	out.Vitals, out.Quantities, out.Implausible = vr.Vitals, vr.Quantities, vr.Implausible
 	out.Domain = domain(&sc.domains, out.Vitals)
 	return out
+}
+
+// markSections finds section headers and marks the words of each
+// qualifying section with its flag, up to the next header.
+func (e *Engine) markSections(sc *scratch) {
+	toks := sc.norm
+	var flag uint8
+	for i := 0; i < len(toks); {
+		end, p := e.sectionTrie.longest(toks, i)
+		if end > i {
+			flag = 0
+			if sec := e.sections[p]; sec.Qualifies {
+				flag = 1 << sec.Flag
+			}
+			i = end
+			continue
+		}
+		sc.cov[i] |= flag
+		i++
+	}
 }
 
 // span is the byte range of words [a, b).

@@ -123,6 +123,31 @@ func TestContextFlags(t *testing.T) {
 	}
 }
 
+func TestSections(t *testing.T) {
+	e := engine(t)
+	note := "PAST MEDICAL HISTORY: Diabetes. Asthma.\n" +
+		"FAMILY HISTORY: Breast cancer.\n" +
+		"HISTORY OF PRESENT ILLNESS: Cough for two days.\n" +
+		"CLINICAL HISTORY: Pneumonia."
+	tests := []struct{ target, want string }{
+		{"diabetes", "historical"},
+		{"asthma", "historical"}, // the section reaches past the first sentence
+		{"breast cancer", "family"},
+		{"cough", "affirmed"}, // a new header ends the section
+		{"pneumonia", "affirmed"},
+	}
+	for _, tt := range tests {
+		a := e.Analyze(note, Options{Targets: []string{tt.target}})
+		f, ok := firstTarget(a.Findings)
+		if !ok {
+			t.Fatalf("%s not found", tt.target)
+		}
+		if got := flagString(f); got != tt.want {
+			t.Errorf("%s: got %s, want %s", tt.target, got, tt.want)
+		}
+	}
+}
+
 func TestTargetsFirstOccurrenceAndSpans(t *testing.T) {
 	e := engine(t)
 	text := "Chest pain yesterday; no chest pain today. CHEST  PAIN again?"

@@ -55,7 +55,91 @@ func LoadConfig(data fs.FS) (Config, error) {
 	if cfg.Rules, err = LoadRules(data); err != nil {
 		return Config{}, err
 	}
+	if cfg.Sections, err = LoadSections(data); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
+}
+
+// LoadSections reads the section headers of medspaCy's section_patterns.json
+// (the literals that end in a colon; a header without one, like "Consult",
+// is too common a word to end a section) and qualifies them from
+// lexicon/sections.tsv: by medspaCy category, overridden per header.
+func LoadSections(data fs.FS) ([]Section, error) {
+	type rule struct {
+		Literal  string `json:"literal"`
+		Category string `json:"category"`
+	}
+	doc, err := readWith(data, "medspacy-context/section_patterns.json", func(r io.Reader) (struct {
+		Rules []rule `json:"section_rules"`
+	}, error) {
+		var d struct {
+			Rules []rule `json:"section_rules"`
+		}
+		return d, json.NewDecoder(r).Decode(&d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := readWith(data, "lexicon/sections.tsv", func(r io.Reader) ([]map[string]string, error) {
+		return readTSV(r, "kind", "key", "flag")
+	})
+	if err != nil {
+		return nil, err
+	}
+	type qual struct {
+		on   bool
+		flag Category
+	}
+	byCategory, byLiteral := map[string]qual{}, map[string]qual{}
+	var order []string
+	for i, r := range rows {
+		q := qual{}
+		if r["flag"] != "-" {
+			c, ok := parseCategory(r["flag"])
+			if !ok {
+				return nil, fmt.Errorf("lexicon/sections.tsv row %d: flag %q", i+2, r["flag"])
+			}
+			q = qual{on: true, flag: c}
+		}
+		switch r["kind"] {
+		case "category":
+			byCategory[r["key"]] = q
+		case "literal":
+			key := cleanPhrase(r["key"])
+			if _, seen := byLiteral[key]; !seen {
+				order = append(order, r["key"])
+			}
+			byLiteral[key] = q
+		default:
+			return nil, fmt.Errorf("lexicon/sections.tsv row %d: kind %q", i+2, r["kind"])
+		}
+	}
+	var out []Section
+	seen := map[string]bool{}
+	add := func(header string, q qual) {
+		key := cleanPhrase(header)
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		out = append(out, Section{Header: header, Qualifies: q.on, Flag: q.flag})
+	}
+	for _, r := range doc.Rules {
+		lit := strings.TrimSpace(r.Literal)
+		if !strings.HasSuffix(lit, ":") {
+			continue
+		}
+		q, ok := byLiteral[cleanPhrase(lit)]
+		if !ok {
+			q = byCategory[r.Category]
+		}
+		add(lit, q)
+	}
+	for _, lit := range order {
+		add(lit, byLiteral[cleanPhrase(lit)])
+	}
+	return out, nil
 }
 
 // Load builds an engine from the data tree.
