@@ -45,9 +45,9 @@ func TestParseAnnotationsErrors(t *testing.T) {
 // case-insensitively and negates it when "no " precedes it.
 func substringAnalyzer(sentence string, targets []string) []clinical.Finding {
 	var out []clinical.Finding
-	low := strings.ToLower(sentence)
+	low := asciiLower(sentence)
 	for _, t := range targets {
-		i := strings.Index(low, strings.ToLower(t))
+		i := strings.Index(low, asciiLower(t))
 		if i < 0 {
 			continue
 		}
@@ -58,6 +58,17 @@ func substringAnalyzer(sentence string, targets []string) []clinical.Finding {
 		out = append(out, f)
 	}
 	return out
+}
+
+// asciiLower lower-cases ASCII letters only, so byte offsets survive.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func TestScoreContext(t *testing.T) {
