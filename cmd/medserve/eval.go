@@ -16,15 +16,21 @@ import (
 
 func cmdEval(ctx context.Context, e env) error {
 	if len(e.args) == 0 {
-		fmt.Fprintln(e.stderr, "Usage: medserve eval negation --file PATH [--json]")
+		fmt.Fprintln(e.stderr, "Usage: medserve eval negation|interactions|differential [--json] ...")
 		return errUsage
 	}
 	switch e.args[0] {
 	case "negation":
 		e.args = e.args[1:]
 		return cmdEvalNegation(ctx, e)
+	case "interactions":
+		e.args = e.args[1:]
+		return cmdEvalInteractions(ctx, e)
+	case "differential":
+		e.args = e.args[1:]
+		return cmdEvalDifferential(ctx, e)
 	}
-	fmt.Fprintf(e.stderr, "unknown evaluation %q (have: negation)\n", e.args[0])
+	fmt.Fprintf(e.stderr, "unknown evaluation %q (have: negation, interactions, differential)\n", e.args[0])
 	return errUsage
 }
 

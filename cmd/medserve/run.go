@@ -32,8 +32,13 @@ Usage:
   medserve serve                      run the server (coming in step 4)
   medserve analyze [flags] TEXT       findings, vitals and domain of a clinical text
   medserve analyze --jsonl            the same for {"text","targets"} lines on stdin
+  medserve interactions [--json] DRUG DRUG...   drug–drug interactions of a medication list
+  medserve differential [--json] TEXT  ranked DDXPlus conditions for a clinical text
   medserve eval negation --file PATH  score ConText on a NegEx-format annotated set
+  medserve eval interactions          the interaction checker on CRESCENDDI and the high-priority list
+  medserve eval differential          plumbing check of the differential on authored sets (not clinical)
   medserve lexicon                    lexicon and rule-set sizes, by type and source
+  medserve kb                         knowledge-base sizes, by type, relation and source
 
 Run "medserve COMMAND -h" for a command's flags.
 `
@@ -58,6 +63,12 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 		return cmdEval(ctx, e)
 	case "lexicon":
 		return cmdLexicon(ctx, e)
+	case "kb":
+		return cmdKB(ctx, e)
+	case "interactions":
+		return cmdInteractions(ctx, e)
+	case "differential":
+		return cmdDifferential(ctx, e)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
