@@ -182,3 +182,86 @@ func TestLexiconStats(t *testing.T) {
 		t.Errorf("only %d ConText rules", s.Rules)
 	}
 }
+
+func TestInteractionsCLI(t *testing.T) {
+	out, stderr, err := runCLI(t, "", "interactions", "--json", "Coumadin 5mg", "ibuprofen", "notadrug")
+	if err != nil {
+		t.Fatalf("interactions: %v (%s)", err, stderr)
+	}
+	var rep struct {
+		Interactions []struct {
+			Drugs    [2]string `json:"drugs"`
+			Severity string    `json:"severity"`
+			Effect   string    `json:"effect"`
+			Source   string    `json:"source"`
+		} `json:"interactions"`
+		Unknown []string `json:"unknown"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Interactions) != 1 || rep.Interactions[0].Drugs != [2]string{"warfarin", "ibuprofen"} || rep.Interactions[0].Source == "" {
+		t.Errorf("interactions %+v", rep.Interactions)
+	}
+	if len(rep.Unknown) != 1 || rep.Unknown[0] != "notadrug" {
+		t.Errorf("unknown %v: an unresolvable drug must be reported, not dropped", rep.Unknown)
+	}
+	text, _, err := runCLI(t, "", "interactions", "warfarin", "aspirin")
+	if err != nil || !strings.Contains(text, "warfarin + aspirin") {
+		t.Errorf("text output (%v):\n%s", err, text)
+	}
+}
+
+func TestDifferentialCLI(t *testing.T) {
+	out, stderr, err := runCLI(t, "", "differential", "--json", "--age", "4", "barking cough and stridor, no drooling")
+	if err != nil {
+		t.Fatalf("differential: %v (%s)", err, stderr)
+	}
+	var cands []struct {
+		Condition   string  `json:"condition"`
+		ICD10       string  `json:"icd10"`
+		Probability float64 `json:"probability"`
+		Severity    int     `json:"severity"`
+	}
+	if err := json.Unmarshal([]byte(out), &cands); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(cands) == 0 || cands[0].Condition != "Croup" || cands[0].ICD10 != "J05.0" {
+		t.Errorf("croup presentation ranked %+v", cands)
+	}
+	if _, _, err := runCLI(t, "", "differential", "--sex", "robot", "cough"); !errors.Is(err, errUsage) {
+		t.Errorf("bad --sex: %v", err)
+	}
+}
+
+func TestEvalInteractionsCLI(t *testing.T) {
+	out, _, err := runCLI(t, "", "eval", "interactions", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		Specificity struct {
+			N    int     `json:"n"`
+			Rate float64 `json:"rate"`
+		} `json:"specificity_negative_pairs"`
+		Hit   int    `json:"high_priority_detected"`
+		Items int    `json:"high_priority_items"`
+		Note  string `json:"positives_note"`
+	}
+	if err := json.Unmarshal([]byte(out), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Items != 15 || ev.Hit != 15 || ev.Specificity.N == 0 || ev.Specificity.Rate < 0.95 || ev.Note == "" {
+		t.Errorf("eval interactions: %+v", ev)
+	}
+}
+
+func TestEvalDifferentialCLI(t *testing.T) {
+	out, _, err := runCLI(t, "", "eval", "differential")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "PLUMBING CHECK, NOT CLINICAL") || !strings.Contains(out, "symptom2disease") {
+		t.Errorf("eval differential must label itself as a plumbing check:\n%s", out)
+	}
+}

@@ -1,8 +1,10 @@
 package kb
 
 import (
+	"fmt"
 	"io/fs"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,32 +41,50 @@ const (
 	weightSite        = 1.0  // pain where this condition hurts (or elsewhere: against)
 	weightAge         = 2.0  // age outside the plausible range
 	softmaxTemp       = 1.0
-	defaultTopN       = 5
-	mustNotMissFloor  = 0.01 // a severe condition below this probability is not shown
+	// Log-prior of each frequency band (data/kb/condition-priors.tsv).
+	priorUncommon    = 0.0 // uncommon is where most dangerous conditions sit: no penalty
+	priorRare        = -2.0
+	priorVeryRare    = -3.5
+	defaultTopN      = 5
+	mustNotMissFloor = 0.01 // a severe condition below this probability is not shown
 )
 
-// differential holds the indexes the ranking needs, built once at load.
+// differential holds the indexes the ranking needs, built once at load, so
+// that ranking is slice arithmetic: evidence codes and conditions are small
+// integers, and each condition's evidence set is a bitset.
 type differential struct {
 	domainByPrefix  map[string]clinical.Domain
 	domainByConcept map[string]clinical.Domain
-	// evidenceOf maps a concept id to the evidence codes it answers.
-	evidenceOf map[string][]string
-	// conditionsOf maps an evidence code to the conditions listing it,
-	// with whether it is an antecedent there.
-	idf      map[string]float64
-	symptom  []map[string]bool // per condition
-	anteced  []map[string]bool
-	profiles []profile
+
+	evID      map[string]int   // evidence code → id
+	idf       []float64        // per evidence id
+	isPain    []bool           // per evidence id: one of DDXPlus's pain questions
+	conceptEv map[string][]int // concept → the evidence ids it answers
+	symBits   []evBits         // per condition: its symptom evidences
+	antBits   []evBits         // per condition: its antecedent evidences
+	symCond   [][]int32        // per evidence id: conditions listing it as a symptom
+	antCond   [][]int32        // per evidence id: conditions listing it as an antecedent
+
+	profiles    []profile
+	keyCond     map[string][]int32 // concept → conditions with it as a key finding
+	againstCond map[string][]int32
 	// siteOf maps a pain concept ("chest_pain") to its body sites;
 	// contains maps a coarse site to the finer ones inside it.
 	siteOf   map[string][]string
 	contains map[string][]string
 }
 
+// evBits is a set of evidence ids (DDXPlus has 223).
+type evBits [4]uint64
+
+func (b *evBits) set(i int)     { b[i>>6] |= 1 << (i & 63) }
+func (b evBits) has(i int) bool { return b[i>>6]&(1<<(i&63)) != 0 }
+
 type profile struct {
 	painSites, radiation  map[string]bool
 	key, against          map[string]bool
 	ageMin, ageMax        float64 // NaN when open
+	prior                 float64 // log-prior from the frequency band
 	sex                   string
 	hasProfile, painfully bool
 }
@@ -73,6 +93,7 @@ const (
 	fileProfiles  = "kb/condition-profiles.tsv"
 	fileValues    = "lexicon/ddxplus-values.tsv"
 	filePainSites = "kb/pain-sites.tsv"
+	filePriors    = "kb/condition-priors.tsv"
 )
 
 // painEvidence are DDXPlus's pain questions (pain somewhere, its location,
@@ -82,14 +103,29 @@ var painEvidence = []string{"E_53", "E_55", "E_57", "E_54", "E_59", "E_56", "E_5
 
 func (k *KB) buildDifferential(fsys fs.FS) error {
 	df := &k.diff
-	df.evidenceOf = map[string][]string{}
-	for code, ev := range k.evidences {
-		if ev.Concept != "" {
-			df.evidenceOf[ev.Concept] = append(df.evidenceOf[ev.Concept], code)
+	codes := make([]string, 0, len(k.evidences))
+	for code := range k.evidences {
+		codes = append(codes, code)
+	}
+	sort.Strings(codes)
+	if len(codes) > len(evBits{})*64 {
+		return fmt.Errorf("%d evidences exceed the bitset", len(codes))
+	}
+	df.evID = make(map[string]int, len(codes))
+	for i, c := range codes {
+		df.evID[c] = i
+	}
+	df.isPain = make([]bool, len(codes))
+	for _, e := range painEvidence {
+		if i, ok := df.evID[e]; ok {
+			df.isPain[i] = true
 		}
 	}
-	for _, codes := range df.evidenceOf {
-		sort.Strings(codes)
+	df.conceptEv = map[string][]int{}
+	for _, code := range codes {
+		if c := k.evidences[code].Concept; c != "" {
+			df.conceptEv[c] = append(df.conceptEv[c], df.evID[code])
+		}
 	}
 	if err := k.loadPainSites(fsys); err != nil {
 		return err
@@ -97,44 +133,52 @@ func (k *KB) buildDifferential(fsys fs.FS) error {
 	// Every pain concept also answers the generic pain questions.
 	for concept := range df.siteOf {
 		for _, e := range painEvidence {
-			if !containsStr(df.evidenceOf[concept], e) {
-				df.evidenceOf[concept] = append(df.evidenceOf[concept], e)
+			if id, ok := df.evID[e]; ok && !slices.Contains(df.conceptEv[concept], id) {
+				df.conceptEv[concept] = append(df.conceptEv[concept], id)
 			}
 		}
 	}
 
 	n := len(k.conditions)
-	dfCount := map[string]int{}
-	df.symptom = make([]map[string]bool, n)
-	df.anteced = make([]map[string]bool, n)
+	df.symBits, df.antBits = make([]evBits, n), make([]evBits, n)
+	df.symCond, df.antCond = make([][]int32, len(codes)), make([][]int32, len(codes))
+	count := make([]int, len(codes))
 	for i, c := range k.conditions {
-		df.symptom[i], df.anteced[i] = map[string]bool{}, map[string]bool{}
 		for _, e := range c.Symptoms {
-			df.symptom[i][e] = true
+			id := df.evID[e]
+			df.symBits[i].set(id)
+			df.symCond[id] = append(df.symCond[id], int32(i))
 		}
 		for _, e := range c.Antecedents {
-			df.anteced[i][e] = true
+			id := df.evID[e]
+			df.antBits[i].set(id)
+			df.antCond[id] = append(df.antCond[id], int32(i))
 		}
-		for e := range unionKeys(df.symptom[i], df.anteced[i]) {
-			dfCount[e]++
+		for id := range codes {
+			if df.symBits[i].has(id) || df.antBits[i].has(id) {
+				count[id]++
+			}
 		}
 	}
-	df.idf = map[string]float64{}
-	for e, c := range dfCount {
-		df.idf[e] = math.Log(1 + float64(n)/float64(c))
+	df.idf = make([]float64, len(codes))
+	for id, c := range count {
+		if c > 0 {
+			df.idf[id] = math.Log(1 + float64(n)/float64(c))
+		}
 	}
-	return k.loadProfiles(fsys)
-}
-
-func unionKeys(a, b map[string]bool) map[string]bool {
-	out := make(map[string]bool, len(a)+len(b))
-	for x := range a {
-		out[x] = true
+	if err := k.loadProfiles(fsys); err != nil {
+		return err
 	}
-	for x := range b {
-		out[x] = true
+	df.keyCond, df.againstCond = map[string][]int32{}, map[string][]int32{}
+	for i, p := range df.profiles {
+		for c := range p.key {
+			df.keyCond[c] = append(df.keyCond[c], int32(i))
+		}
+		for c := range p.against {
+			df.againstCond[c] = append(df.againstCond[c], int32(i))
+		}
 	}
-	return out
+	return nil
 }
 
 // loadPainSites reads data/kb/pain-sites.tsv: the body sites that pain
@@ -186,6 +230,27 @@ func (k *KB) loadProfiles(fsys fs.FS) error {
 		}
 		return f, nil
 	}
+	if err := readTable(fsys, filePriors, '\t', []string{"condition", "band"}, func(r row) error {
+		i, ok := byKey[r.get("condition")]
+		if !ok {
+			return rowErr(filePriors, r, "condition %q is not in %s", r.get("condition"), fileConditions)
+		}
+		switch r.get("band") {
+		case "common":
+			df.profiles[i].prior = 0
+		case "uncommon":
+			df.profiles[i].prior = priorUncommon
+		case "rare":
+			df.profiles[i].prior = priorRare
+		case "very_rare":
+			df.profiles[i].prior = priorVeryRare
+		default:
+			return rowErr(filePriors, r, "band %q, want common, uncommon, rare or very_rare", r.get("band"))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	return readTable(fsys, fileProfiles, '\t', []string{"condition", "pain_sites", "radiation_sites", "key_findings", "against_findings", "age_min", "age_max", "sex"}, func(r row) error {
 		i, ok := byKey[r.get("condition")]
 		if !ok {
@@ -227,6 +292,67 @@ type Candidate struct {
 	Supporting  []string `json:"supporting,omitempty"` // concept ids that counted for it
 	Against     []string `json:"against,omitempty"`
 	score       float64
+	index       int
+}
+
+// observation is what one query's findings say, as evidence ids.
+type observation struct {
+	now, past, neg   []obsEv // affirmed now; affirmed or historical; negated
+	affirmed, denied []string
+	sites            []string
+}
+
+type obsEv struct {
+	id      int
+	concept string
+	sited   bool // the concept names a body site ("chest_pain")
+}
+
+func (df *differential) observe(findings []clinical.Finding) observation {
+	var o observation
+	var nowSeen, pastSeen, negSeen evBits
+	for _, f := range findings {
+		if f.Concept == "" || f.Type == clinical.Target || f.Family || f.Hypothetical || f.Possible {
+			continue
+		}
+		sited := df.siteOf[f.Concept] != nil
+		evs := df.conceptEv[f.Concept]
+		switch {
+		case f.Negated:
+			o.denied = append(o.denied, f.Concept)
+			for _, e := range evs {
+				if !negSeen.has(e) {
+					negSeen.set(e)
+					o.neg = append(o.neg, obsEv{e, f.Concept, sited})
+				}
+			}
+		case f.Historical:
+			for _, e := range evs {
+				if !pastSeen.has(e) {
+					pastSeen.set(e)
+					o.past = append(o.past, obsEv{e, f.Concept, sited})
+				}
+			}
+		default:
+			o.affirmed = append(o.affirmed, f.Concept)
+			for _, e := range evs {
+				if !nowSeen.has(e) {
+					nowSeen.set(e)
+					o.now = append(o.now, obsEv{e, f.Concept, sited})
+				}
+				if !pastSeen.has(e) {
+					pastSeen.set(e)
+					o.past = append(o.past, obsEv{e, f.Concept, sited})
+				}
+			}
+			if s, ok := df.siteOf[f.Concept]; ok {
+				o.sites = append(o.sites, s...)
+			} else if f.Type == clinical.Anatomy {
+				o.sites = append(o.sites, f.Concept)
+			}
+		}
+	}
+	return o
 }
 
 // Differential ranks the conditions for a set of findings. topN ≤ 0 means
@@ -236,122 +362,114 @@ func (k *KB) Differential(findings []clinical.Finding, pt Patient, topN int) []C
 		topN = defaultTopN
 	}
 	df := &k.diff
-	// Collect the evidence the findings answer.
-	posNow := map[string]string{}  // evidence → concept, affirmed now
-	posPast := map[string]string{} // evidence → concept, affirmed or historical
-	neg := map[string]string{}
-	affirmed := map[string]bool{}
-	denied := map[string]bool{}
-	var sites []string
-	for _, f := range findings {
-		if f.Concept == "" || f.Type == clinical.Target || f.Family || f.Hypothetical || f.Possible {
-			continue
-		}
-		switch {
-		case f.Negated:
-			denied[f.Concept] = true
-			for _, e := range df.evidenceOf[f.Concept] {
-				neg[e] = f.Concept
-			}
-		case f.Historical:
-			for _, e := range df.evidenceOf[f.Concept] {
-				posPast[e] = f.Concept
-			}
-		default:
-			affirmed[f.Concept] = true
-			for _, e := range df.evidenceOf[f.Concept] {
-				posNow[e] = f.Concept
-				posPast[e] = f.Concept
-			}
-			if s, ok := df.siteOf[f.Concept]; ok {
-				sites = append(sites, s...)
-			} else if f.Type == clinical.Anatomy {
-				sites = append(sites, f.Concept)
-			}
-		}
-	}
-	if len(posNow) == 0 && len(posPast) == 0 && len(affirmed) == 0 {
+	o := df.observe(findings)
+	if len(o.now) == 0 && len(o.past) == 0 && len(o.affirmed) == 0 {
 		return []Candidate{}
 	}
-
-	cands := make([]Candidate, 0, len(k.conditions))
-	for i := range k.conditions {
-		c := &k.conditions[i]
+	n := len(k.conditions)
+	score := make([]float64, n)
+	support := make([]int16, n)
+	// Pain elsewhere than where a condition hurts does not answer its pain
+	// questions: a headache is not evidence for an MI.
+	painMismatch := make([]bool, n)
+	for i := range n {
 		p := &df.profiles[i]
-		var score float64
-		support := 0
-		var sup, against []string
-		for e, concept := range posNow {
-			if df.symptom[i][e] {
-				score += df.idf[e]
-				support++
-				sup = appendUnique(sup, concept)
-			} else if !df.anteced[i][e] {
-				score -= weightUnexplained * df.idf[e]
+		score[i] = p.prior
+		painMismatch[i] = p.painfully && len(o.sites) > 0 && df.siteFit(p, o.sites) == 0
+	}
+
+	// An affirmed finding counts for the conditions that list it (by its
+	// specificity) and a little against every condition that does not.
+	var unexplained float64
+	for _, ob := range o.now {
+		pen := weightUnexplained * df.idf[ob.id]
+		unexplained += pen
+		for _, i := range df.symCond[ob.id] {
+			score[i] += pen // listed: no penalty
+			if df.isPain[ob.id] && ob.sited && painMismatch[i] {
+				continue
+			}
+			score[i] += df.idf[ob.id]
+			support[i]++
+		}
+		for _, i := range df.antCond[ob.id] {
+			if !df.symBits[i].has(ob.id) {
+				score[i] += pen
 			}
 		}
-		for e, concept := range posPast {
-			if df.anteced[i][e] {
-				score += df.idf[e]
-				support++
-				sup = appendUnique(sup, concept)
+	}
+	for _, ob := range o.past {
+		for _, i := range df.antCond[ob.id] {
+			score[i] += df.idf[ob.id]
+			support[i]++
+		}
+	}
+	for _, ob := range o.neg {
+		for _, i := range df.symCond[ob.id] {
+			score[i] -= weightNegated * df.idf[ob.id]
+		}
+		for _, i := range df.antCond[ob.id] {
+			if !df.symBits[i].has(ob.id) {
+				score[i] -= weightNegated * df.idf[ob.id]
 			}
 		}
-		for e, concept := range neg {
-			if df.symptom[i][e] || df.anteced[i][e] {
-				score -= weightNegated * df.idf[e]
-				against = appendUnique(against, concept)
-			}
-		}
-		for concept := range affirmed {
+	}
+	for _, c := range o.affirmed {
+		for _, i := range df.keyCond[c] {
 			// A key finding already counted through its DDXPlus evidence
 			// is not counted twice.
-			if p.key[concept] && !containsStr(sup, concept) {
-				score += weightKey
-				support++
-				sup = appendUnique(sup, concept)
-			}
-			if p.against[concept] {
-				score -= weightAgainst
-				against = appendUnique(against, concept)
+			if !df.listsConcept(int(i), c) {
+				score[i] += weightKey
+				support[i]++
 			}
 		}
-		for concept := range denied {
-			// Absence of a classic feature is weak evidence, and none at
-			// all against a dangerous condition (atypical presentations).
-			if p.key[concept] && c.Severity > 2 {
-				score -= weightKey / 2
-				against = appendUnique(against, concept)
+		for _, i := range df.againstCond[c] {
+			score[i] -= weightAgainst
+		}
+	}
+	for _, c := range o.denied {
+		// Absence of a classic feature is weak evidence, and none at all
+		// against a dangerous condition (atypical presentations).
+		for _, i := range df.keyCond[c] {
+			if k.conditions[i].Severity > 2 {
+				score[i] -= weightKey / 2
 			}
 		}
+	}
+
+	cands := make([]Candidate, 0, 16)
+	for i := range n {
+		if support[i] == 0 {
+			continue
+		}
+		c := &k.conditions[i]
+		p := &df.profiles[i]
+		s := score[i] - unexplained
 		// Profile evidence reorders look-alikes but never pushes a severe
 		// condition down: for severity 1–2 only its positive side applies.
 		severe := c.Severity <= 2
-		if p.painfully && len(sites) > 0 {
-			switch df.siteFit(p, sites) {
+		if p.painfully && len(o.sites) > 0 {
+			switch df.siteFit(p, o.sites) {
 			case 2:
-				score += weightSite
+				s += weightSite
+				if df.radiates(p, o.sites) {
+					s += weightSite / 2
+				}
 			case 1:
-				score += weightSite / 2
+				s += weightSite / 2
 			default:
 				if !severe {
-					score -= weightSite
+					s -= weightSite
 				}
 			}
 		}
 		if !severe && pt.Age != nil && (*pt.Age < p.ageMin || *pt.Age > p.ageMax) {
-			score -= weightAge
+			s -= weightAge
 		}
 		if !severe && p.sex != "" && (pt.Sex == "female" || pt.Sex == "male") && !strings.EqualFold(pt.Sex[:1], p.sex) {
-			score -= weightAge
+			s -= weightAge
 		}
-		if support == 0 {
-			continue
-		}
-		sort.Strings(sup)
-		sort.Strings(against)
-		cands = append(cands, Candidate{Condition: c.Name, ICD10: c.ICD10, Severity: c.Severity, Domain: c.Domain,
-			Supporting: sup, Against: against, score: score})
+		cands = append(cands, Candidate{Condition: c.Name, ICD10: c.ICD10, Severity: c.Severity, Domain: c.Domain, score: s, index: i})
 	}
 	if len(cands) == 0 {
 		return []Candidate{}
@@ -375,7 +493,7 @@ func (k *KB) Differential(findings []clinical.Finding, pt Patient, topN int) []C
 		}
 		return cands[i].Severity < cands[j].Severity
 	})
-	n := min(topN, len(cands))
+	n = min(topN, len(cands))
 	out := append(make([]Candidate, 0, n+4), cands[:n]...)
 	for _, c := range cands[n:] {
 		if c.Severity <= 2 && c.Probability >= mustNotMissFloor {
@@ -383,7 +501,52 @@ func (k *KB) Differential(findings []clinical.Finding, pt Patient, topN int) []C
 			out = append(out, c)
 		}
 	}
+	for i := range out {
+		df.explain(&out[i], &o, painMismatch[out[i].index])
+	}
 	return out
+}
+
+// listsConcept reports whether condition i lists one of the concept's
+// evidences.
+func (df *differential) listsConcept(i int, concept string) bool {
+	for _, e := range df.conceptEv[concept] {
+		if df.symBits[i].has(e) || df.antBits[i].has(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// explain fills the concepts that counted for and against one candidate.
+func (df *differential) explain(c *Candidate, o *observation, painMismatch bool) {
+	i := c.index
+	p := &df.profiles[i]
+	for _, ob := range o.now {
+		if df.symBits[i].has(ob.id) && !(df.isPain[ob.id] && ob.sited && painMismatch) {
+			c.Supporting = appendUnique(c.Supporting, ob.concept)
+		}
+	}
+	for _, ob := range o.past {
+		if df.antBits[i].has(ob.id) {
+			c.Supporting = appendUnique(c.Supporting, ob.concept)
+		}
+	}
+	for _, a := range o.affirmed {
+		if p.key[a] {
+			c.Supporting = appendUnique(c.Supporting, a)
+		}
+		if p.against[a] {
+			c.Against = appendUnique(c.Against, a)
+		}
+	}
+	for _, ob := range o.neg {
+		if df.symBits[i].has(ob.id) || df.antBits[i].has(ob.id) {
+			c.Against = appendUnique(c.Against, ob.concept)
+		}
+	}
+	sort.Strings(c.Supporting)
+	sort.Strings(c.Against)
 }
 
 // siteFit is 2 when an observed site is one of the condition's pain sites
@@ -404,6 +567,18 @@ func (df *differential) siteFit(p *profile, sites []string) int {
 		}
 	}
 	return fit
+}
+
+// radiates reports whether an observed site is one this condition's pain
+// radiates to and not one where it starts ("chest pain radiating to the
+// left arm").
+func (df *differential) radiates(p *profile, sites []string) bool {
+	for _, s := range sites {
+		if p.radiation[s] && !p.painSites[s] {
+			return true
+		}
+	}
+	return false
 }
 
 func appendUnique(xs []string, s string) []string {

@@ -12,28 +12,6 @@ import (
 
 // DrugNames resolves typed medication names to generic names. Immutable after
 // construction and safe for concurrent use.
-//
-// Resolution order for one input:
-//  1. exact: the normalised whole is a generic (case, spacing, punctuation and
-//     common accents aside);
-//  2. brand: the normalised whole is a brand;
-//  3. salt-form: doses ("50mg", "500 mg/5 ml"), dosage forms ("tab", "oral
-//     solution"), release modifiers ("ER", "XL"), frequencies ("bid") and salts
-//     ("tartrate", "sodium") are dropped and the rest looked up again. Words
-//     that are part of a known name are never dropped: the longest run of
-//     words naming a generic or brand is protected first, so "potassium
-//     chloride 20 meq" stays "potassium chloride" while "losartan potassium
-//     50 mg" becomes "losartan". A brand found at this stage reports
-//     MatchBrand;
-//  4. fuzzy: restricted Damerau–Levenshtein (optimal string alignment) within
-//     1 edit for 4–7 letters, 2 for 8 or more, none below 4, against generics
-//     and brands; a tie between different generics is unknown.
-//
-// Combination inputs ("amoxicillin/clavulanate", "a + b", "a and b") resolve
-// to the whole if it is a known generic or brand, otherwise to the first
-// component that resolves (an exactly named component beats a misspelt one).
-// Callers that want every ingredient should split on "/" and "+" themselves
-// and resolve each part.
 type DrugNames struct {
 	// names maps a normalised generic or brand to what it resolves to.
 	names map[string]dnEntry
@@ -77,9 +55,13 @@ const (
 	// dnMaxFuzzyBytes caps fuzzy work: a normalised input longer than this is
 	// free text, not a drug name, and is never fuzzy-matched.
 	dnMaxFuzzyBytes = 200
-	// dnMaxFuzzyRunes bounds the names and queries the edit distance sees, so
-	// its rows fit in fixed stack arrays.
-	dnMaxFuzzyRunes = 64
+	// dnMaxFuzzyRunes bounds the names and queries the fuzzy matcher sees, so
+	// its work (about n²/2 variants for n runes) stays small and its buffers
+	// fit on the stack. Longer names are long multi-word products (vaccines,
+	// immune globulins) that are matched exactly or not at all.
+	dnMaxFuzzyRunes = 48
+	// dnHashBase is the odd multiplier of the deletion-variant hash.
+	dnHashBase = 1099511628211
 	// dnMaxFuzzyWords bounds the per-word fuzzy retries of one input.
 	dnMaxFuzzyWords = 6
 )
@@ -93,7 +75,8 @@ type dnEntry struct {
 // dnFuzzyName is one fuzzy-matchable name (generic or brand).
 type dnFuzzyName struct {
 	runes    []rune
-	maxEdits int // edit budget from the name's own length
+	maxEdits int    // edit budget from the name's own length
+	sig      string // dnSignature: what an edit may never change
 	generic  string
 }
 
@@ -123,25 +106,24 @@ type dnToken struct {
 // in generics (the first spelling when two normalise alike). brands may be nil.
 func NewDrugNames(generics []string, brands map[string]string) (*DrugNames, error) {
 	if len(generics) == 0 {
-		return nil, errors.New("kb: drug names: no generic names")
+		return nil, errors.New("no generic names")
 	}
 	d := &DrugNames{
 		names:    make(map[string]dnEntry, len(generics)+len(brands)),
 		prefixes: make(map[string]struct{}),
 	}
+	// order lists normalised names in input order, for stable fuzzy ids.
+	order := make([]string, 0, len(generics)+len(brands))
 	for i, g := range generics {
 		key := string(dnAppendNormal(nil, g))
 		if key == "" {
-			return nil, fmt.Errorf("kb: drug names: generic #%d %q is empty after normalisation", i, g)
+			return nil, fmt.Errorf("generic #%d %q is empty after normalisation", i, g)
 		}
 		if _, dup := d.names[key]; dup {
 			continue // the same ingredient spelt twice is harmless: keep the first spelling
 		}
 		d.names[key] = dnEntry{generic: g}
-	}
-	order := make([]string, 0, len(generics)+len(brands))
-	for _, g := range generics {
-		order = append(order, string(dnAppendNormal(nil, g)))
+		order = append(order, key)
 	}
 
 	// Sorted so that errors and fuzzy ids do not depend on map order.
@@ -154,15 +136,15 @@ func NewDrugNames(generics []string, brands map[string]string) (*DrugNames, erro
 		g := brands[b]
 		key := string(dnAppendNormal(nil, b))
 		if key == "" {
-			return nil, fmt.Errorf("kb: drug names: brand %q is empty after normalisation", b)
+			return nil, fmt.Errorf("brand %q is empty after normalisation", b)
 		}
 		target, ok := d.names[string(dnAppendNormal(nil, g))]
 		if !ok || target.brand {
-			return nil, fmt.Errorf("kb: drug names: brand %q maps to %q, which is not a generic", b, g)
+			return nil, fmt.Errorf("brand %q maps to %q, which is not a generic", b, g)
 		}
 		if prev, ok := d.names[key]; ok {
 			if prev.generic != target.generic {
-				return nil, fmt.Errorf("kb: drug names: %q resolves to both %q and %q", b, prev.generic, target.generic)
+				return nil, fmt.Errorf("%q resolves to both %q and %q", b, prev.generic, target.generic)
 			}
 			continue
 		}
@@ -185,19 +167,14 @@ func NewDrugNames(generics []string, brands map[string]string) (*DrugNames, erro
 }
 
 // buildFuzzyIndex indexes every deletion variant of every name in order
-// (normalised keys of names; repeats are skipped).
+// (distinct normalised keys of names).
 func (d *DrugNames) buildFuzzyIndex(order []string) {
 	type pair struct {
 		hash uint64
 		id   int32
 	}
 	var pairs []pair
-	done := make(map[string]bool, len(order))
 	for _, key := range order {
-		if done[key] {
-			continue
-		}
-		done[key] = true
 		runes := []rune(key)
 		if len(runes) > dnMaxFuzzyRunes {
 			continue
@@ -207,7 +184,12 @@ func (d *DrugNames) buildFuzzyIndex(order []string) {
 			continue // too short to fuzz: only an exact spelling may reach it
 		}
 		id := int32(len(d.fuzzy))
-		d.fuzzy = append(d.fuzzy, dnFuzzyName{runes: runes, maxEdits: k, generic: d.names[key].generic})
+		d.fuzzy = append(d.fuzzy, dnFuzzyName{
+			runes:    runes,
+			maxEdits: k,
+			sig:      string(dnSignature(nil, runes)),
+			generic:  d.names[key].generic,
+		})
 		dnDeletionHashes(runes, k, func(h uint64) { pairs = append(pairs, pair{h, id}) })
 	}
 	slices.SortFunc(pairs, func(a, b pair) int {
@@ -231,8 +213,32 @@ func (d *DrugNames) buildFuzzyIndex(order []string) {
 }
 
 // Resolve maps one typed name to a generic, or MatchUnknown.
-// It never panics, whatever the input (invalid UTF-8, control characters,
-// very long text); a nil *DrugNames resolves everything to MatchUnknown.
+//
+// Order: (1) the normalised whole is a generic (MatchExact: case, spacing,
+// punctuation and common accents aside) or (2) a brand (MatchBrand); (3)
+// doses ("50mg", "500mg/5ml"), units, dosage forms and routes ("tab", "oral
+// solution"), release modifiers ("ER", "XL"), frequencies ("bid", "q6h") and
+// salts ("tartrate", "sodium") are dropped and the rest looked up again
+// (MatchForm, or MatchBrand for a brand). A word that is part of a known name
+// is never dropped: the longest run of words naming a generic or brand is
+// protected first, so "potassium chloride 20 meq" stays "potassium chloride"
+// while "losartan potassium 50 mg" becomes "losartan". (4) Fuzzy (MatchFuzzy):
+// optimal-string-alignment distance (Damerau–Levenshtein, an adjacent
+// transposition counts 1) within 1 edit for 4–7 letters, 2 for 8 or more,
+// none below 4, against generics and brands; edits may not change digits or
+// one- and two-letter words ("vitamin b 6" is not "vitamin b 12"); a tie
+// between different generics is unknown. Normalised inputs over 200 bytes
+// are not fuzzy-matched.
+//
+// Combinations ("amoxicillin/clavulanate", "a + b", "a with b") resolve to
+// the whole if it is a known generic or brand, otherwise to the first
+// component that resolves, an exactly named component before a misspelt
+// one. Callers that want every ingredient should split on "/" and "+" and
+// resolve each part.
+//
+// Resolve never panics, whatever the input (invalid UTF-8, control
+// characters, very long text), and a nil *DrugNames resolves everything to
+// MatchUnknown. Input is always the raw argument.
 func (d *DrugNames) Resolve(raw string) DrugResolution {
 	res := DrugResolution{Input: raw, Match: MatchUnknown}
 	if d == nil {
@@ -316,7 +322,7 @@ func dnFuzzyResolved(res DrugResolution, generic string, dist int) DrugResolutio
 // word belonging to a name ("potassium chloride", "penicillin g"). It
 // returns the first such name. A lone salt word that is itself a generic
 // ("potassium" in "losartan potassium") is left a salt and only returned when
-// nothing else names the drug ("potassium 20 meq").
+// no other word, known or not, can name the drug ("potassium citrate 10 meq").
 func (d *DrugNames) markNameSpans(norm []byte, toks []dnToken) (dnEntry, bool) {
 	var first, salt dnEntry
 	found, saltFound := false, false
@@ -351,6 +357,12 @@ func (d *DrugNames) markNameSpans(norm []byte, toks []dnToken) (dnEntry, bool) {
 		i = end
 	}
 	if !found && saltFound {
+		for _, t := range toks {
+			if t.kind == dnKindContent {
+				// "xyzartan potassium": the drug is the unknown word, not its salt.
+				return dnEntry{}, false
+			}
+		}
 		return salt, true
 	}
 	return first, found
@@ -546,34 +558,55 @@ func dnLetters(r []rune) int {
 // (insertions, deletions, substitutions, adjacent transpositions), some
 // variant of one equals some variant of the other, which is what makes the
 // deletion index complete.
+//
+// The hash is positional, h(s) = Σ s[p]·B^(C−p) mod 2^64 with C =
+// dnMaxFuzzyRunes, so deleting a rune just multiplies the sum of the runes
+// after it by B: every variant costs O(1) from prefix sums instead of O(len).
+// A collision only costs one wasted distance check. r must be at most
+// dnMaxFuzzyRunes long.
 func dnDeletionHashes(r []rune, k int, emit func(uint64)) {
-	emit(dnHashSkip(r, -1, -1))
+	b := uint64(dnHashBase)
+	b2 := b * b // wraps mod 2^64, like every product here
+	n := len(r)
+	if n > dnMaxFuzzyRunes {
+		return
+	}
+	var pre [dnMaxFuzzyRunes + 1]uint64
+	w := uint64(1)
+	for range dnMaxFuzzyRunes - n {
+		w *= b
+	}
+	// w is B^(C−t) at t = n; prefix sums need it from t = 0 upward, so fill
+	// the weights backwards first.
+	var weight [dnMaxFuzzyRunes]uint64
+	for t := n - 1; t >= 0; t-- {
+		w *= b
+		weight[t] = w
+	}
+	for t := range n {
+		pre[t+1] = pre[t] + uint64(r[t])*weight[t]
+	}
+	total := pre[n]
+	emit(total)
 	if k < 1 {
 		return
 	}
-	for i := range r {
-		emit(dnHashSkip(r, i, -1))
+	for i := range n {
+		// Deleting either of two equal neighbours gives the same string:
+		// emit each variant once, from its lowest positions.
+		if i == 0 || r[i] != r[i-1] {
+			emit(pre[i] + (total-pre[i+1])*b)
+		}
 		if k < 2 {
 			continue
 		}
-		for j := i + 1; j < len(r); j++ {
-			emit(dnHashSkip(r, i, j))
+		for j := i + 1; j < n; j++ {
+			if (i > 0 && r[i] == r[i-1]) || (j-1 > i && r[j] == r[j-1]) {
+				continue
+			}
+			emit(pre[i] + (pre[j]-pre[i+1])*b + (total-pre[j+1])*b2)
 		}
 	}
-}
-
-// dnHashSkip is FNV-1a over the runes of r except positions skip1 and
-// skip2; a collision only costs one wasted distance check.
-func dnHashSkip(r []rune, skip1, skip2 int) uint64 {
-	h := uint64(14695981039346656037)
-	for i, c := range r {
-		if i == skip1 || i == skip2 {
-			continue
-		}
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h
 }
 
 // fuzzyLookup finds the unique generic closest to q (a normalised name)
@@ -598,6 +631,8 @@ func (d *DrugNames) fuzzyLookup(q []byte) (generic string, dist int, ok bool) {
 		return "", 0, false
 	}
 
+	var sigBuf [2*dnMaxFuzzyRunes + 2]byte
+	sig := dnSignature(sigBuf[:0], qr)
 	var seenBuf [32]int32
 	seen := seenBuf[:0]
 	best, bestGeneric, tied := k+1, "", false
@@ -613,7 +648,7 @@ func (d *DrugNames) fuzzyLookup(q []byte) (generic string, dist int, ok bool) {
 			seen = append(seen, id)
 			c := &d.fuzzy[id]
 			limit := min(k, c.maxEdits)
-			if abs := len(c.runes) - len(qr); abs > limit || -abs > limit {
+			if abs := len(c.runes) - len(qr); abs > limit || -abs > limit || c.sig != string(sig) {
 				continue
 			}
 			dist := dnOSA(qr, c.runes, limit)
@@ -631,6 +666,33 @@ func (d *DrugNames) fuzzyLookup(q []byte) (generic string, dist int, ok bool) {
 		return "", 0, false
 	}
 	return bestGeneric, best, true
+}
+
+// dnSignature appends the parts of a name that an edit must not change:
+// its digits in order, then its words of one or two characters. Those carry
+// the difference between distinct drugs one edit apart ("vitamin b 6" and
+// "vitamin b 12", "interferon alfa 2a" and "2b", "penicillin g" and "v").
+func dnSignature(dst []byte, r []rune) []byte {
+	for _, c := range r {
+		if c >= '0' && c <= '9' {
+			dst = append(dst, byte(c))
+		}
+	}
+	dst = append(dst, '|')
+	for i := 0; i < len(r); {
+		j := i
+		for j < len(r) && r[j] != ' ' {
+			j++
+		}
+		if j-i <= 2 {
+			for _, c := range r[i:j] {
+				dst = utf8.AppendRune(dst, c)
+			}
+			dst = append(dst, ' ')
+		}
+		i = j + 1
+	}
+	return dst
 }
 
 // dnOSA is the optimal-string-alignment (restricted Damerau–Levenshtein)

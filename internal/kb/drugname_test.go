@@ -2,6 +2,7 @@ package kb
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -49,7 +50,7 @@ func dnTestResolver(t testing.TB) *DrugNames {
 	return d
 }
 
-func TestResolveDrug(t *testing.T) {
+func TestDrugNamesResolve(t *testing.T) {
 	d := dnTestResolver(t)
 	tests := []struct {
 		in      string
@@ -99,6 +100,9 @@ func TestResolveDrug(t *testing.T) {
 		{"potassium 20 meq", "potassium", MatchForm, 0},
 		{"magnesium 400 mg", "magnesium", MatchForm, 0},
 		{"sodium valproate 200mg", "valproate", MatchForm, 0},
+		{"potassium citrate 10 meq", "potassium", MatchForm, 0},
+		{"xyzartan potassium 50 mg", "", MatchUnknown, 0},
+		{"metoprolal potassium", "metoprolol", MatchFuzzy, 1},
 		// combinations: the whole if known, else the first resolvable part
 		{"sulfamethoxazole/trimethoprim", "sulfamethoxazole trimethoprim", MatchExact, 0},
 		{"sulfamethoxazole/trimethoprim 800/160 mg", "sulfamethoxazole trimethoprim", MatchForm, 0},
@@ -125,6 +129,11 @@ func TestResolveDrug(t *testing.T) {
 		{"asa", "", MatchUnknown, 0},         // under 4 letters: never fuzzed
 		{"amlo", "", MatchUnknown, 0},        // prefixes are not names
 		{"prednisolne", "", MatchUnknown, 0}, // 1 edit from prednisone and prednisolone: never guess
+		// an edit may not change a number or a one- or two-letter word
+		{"interferon alfa 2c", "", MatchUnknown, 0},
+		{"interferon alfa 2", "", MatchUnknown, 0},
+		{"interferom alfa 2b", "interferon alfa-2b", MatchFuzzy, 1},
+		{"penicillin k", "", MatchUnknown, 0},
 		// nothing silently dropped
 		{"", "", MatchUnknown, 0},
 		{"   ", "", MatchUnknown, 0},
@@ -151,7 +160,7 @@ func TestResolveDrug(t *testing.T) {
 	}
 }
 
-func TestResolveDrugBrandAlias(t *testing.T) {
+func TestDrugNamesBrandAlias(t *testing.T) {
 	brands := map[string]string{"ASA": "aspirin", "Lipitor": "atorvastatin"}
 	d, err := NewDrugNames(dnTestGenerics, brands)
 	if err != nil {
@@ -168,7 +177,7 @@ func TestResolveDrugBrandAlias(t *testing.T) {
 	}
 }
 
-func TestResolveDrugEveryNameResolvesToItself(t *testing.T) {
+func TestDrugNamesEveryNameResolvesToItself(t *testing.T) {
 	d := dnTestResolver(t)
 	for _, g := range dnTestGenerics {
 		if got := d.Resolve(g); got.Generic != g || got.Match != MatchExact {
@@ -182,7 +191,7 @@ func TestResolveDrugEveryNameResolvesToItself(t *testing.T) {
 	}
 }
 
-func TestResolveDrugLongInput(t *testing.T) {
+func TestDrugNamesLongInput(t *testing.T) {
 	d := dnTestResolver(t)
 	tests := []struct {
 		in    string
@@ -244,7 +253,7 @@ func TestNewDrugNamesAccepts(t *testing.T) {
 	}
 }
 
-func TestResolveDrugNil(t *testing.T) {
+func TestDrugNamesNil(t *testing.T) {
 	var d *DrugNames
 	if got := d.Resolve("warfarin"); got.Match != MatchUnknown || got.Input != "warfarin" {
 		t.Errorf("nil resolver: %+v", got)
@@ -266,7 +275,7 @@ func TestDrugResolutionJSON(t *testing.T) {
 	}
 }
 
-func TestResolveDrugConcurrent(t *testing.T) {
+func TestDrugNamesConcurrent(t *testing.T) {
 	d := dnTestResolver(t)
 	inputs := []string{"metoprolal", "Lipitor 20mg", "potassium chloride 20 meq", "warfarin", "zzzz"}
 	want := make([]DrugResolution, len(inputs))
@@ -348,9 +357,9 @@ func TestDnAppendNormal(t *testing.T) {
 	}
 }
 
-// TestResolveDrugRealVocabulary checks the behaviours that matter against the
+// TestDrugNamesRealVocabulary checks the behaviours that matter against the
 // project's real drug names, where near neighbours abound.
-func TestResolveDrugRealVocabulary(t *testing.T) {
+func TestDrugNamesRealVocabulary(t *testing.T) {
 	generics := dnLoadRealGenerics(t)
 	d, err := NewDrugNames(generics, map[string]string{"Lipitor": "atorvastatin", "Zocor": "simvastatin"})
 	if err != nil {
@@ -376,6 +385,8 @@ func TestResolveDrugRealVocabulary(t *testing.T) {
 		{"acetaminophen 500mg/5ml oral solution", "acetaminophen"},
 		{"tenofovir disoproxil fumarate 300 mg", "tenofovir disoproxil"},
 		{"insulin glargine 100 units/ml pen", "insulin glargine"},
+		{"vitamin b 6", ""},
+		{"vitamin k", ""},
 	}
 	for _, tt := range tests {
 		if got := d.Resolve(tt.in); got.Generic != tt.want {
@@ -413,5 +424,120 @@ func FuzzResolveDrug(f *testing.F) {
 		if again := d.Resolve(in); again != got {
 			t.Fatalf("Resolve(%q) not deterministic: %+v then %+v", in, got, again)
 		}
+		if dnIsASCII(in) {
+			up := d.Resolve(strings.ToUpper(in))
+			if up.Generic != got.Generic || up.Match != got.Match || up.Distance != got.Distance {
+				t.Fatalf("case changed the result: %+v vs %+v", got, up)
+			}
+		}
 	})
+}
+
+func TestDnDeletionHashes(t *testing.T) {
+	for _, word := range []string{"warfarin", "aabbcc", "métoprolol", "a b", "x", "sulfamethoxazole trimethoprim"} {
+		r := []rune(word)
+		got := map[uint64]bool{}
+		dnDeletionHashes(r, 2, func(h uint64) { got[h] = true })
+		want := map[uint64]bool{}
+		hashOf := func(v []rune) uint64 {
+			var h uint64
+			dnDeletionHashes(v, 0, func(x uint64) { h = x })
+			return h
+		}
+		want[hashOf(r)] = true
+		for i := range r {
+			v1 := slices.Delete(slices.Clone(r), i, i+1)
+			want[hashOf(v1)] = true
+			for j := range v1 {
+				want[hashOf(slices.Delete(slices.Clone(v1), j, j+1))] = true
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%q: %d distinct variant hashes, want %d", word, len(got), len(want))
+		}
+		for h := range want {
+			if !got[h] {
+				t.Errorf("%q: variant hash %x missing", word, h)
+			}
+		}
+	}
+}
+
+// TestDnFuzzyIndexComplete checks the deletion index against a plain scan of
+// every name: same answer for many random misspellings of real names.
+func TestDnFuzzyIndexComplete(t *testing.T) {
+	generics := dnLoadRealGenerics(t)
+	brands := map[string]string{}
+	for b, g := range dnTestBrands {
+		if slices.Contains(generics, g) {
+			brands[b] = g
+		}
+	}
+	d, err := NewDrugNames(generics, brands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	naive := func(q []rune) (string, int, bool) {
+		k := dnMaxEdits(dnLetters(q))
+		sig := string(dnSignature(nil, q))
+		best, bestGeneric, tied := k+1, "", false
+		for _, c := range d.fuzzy {
+			limit := min(k, c.maxEdits)
+			if c.sig != sig {
+				continue
+			}
+			dist := dnOSA(q, c.runes, limit)
+			switch {
+			case dist > limit:
+			case dist < best:
+				best, bestGeneric, tied = dist, c.generic, false
+			case dist == best && c.generic != bestGeneric:
+				tied = true
+			}
+		}
+		if best > k || tied {
+			return "", 0, false
+		}
+		return bestGeneric, best, true
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	letters := []rune("abcdefghijklmnopqrstuvwxyz ")
+	checked := 0
+	for n := 0; n < 1500; n++ {
+		q := slices.Clone(d.fuzzy[rng.IntN(len(d.fuzzy))].runes)
+		for range 1 + rng.IntN(3) {
+			i := rng.IntN(len(q) + 1)
+			switch op := rng.IntN(4); {
+			case op == 0 && i < len(q):
+				q = slices.Delete(q, i, i+1)
+			case op == 1:
+				q = slices.Insert(q, i, letters[rng.IntN(len(letters))])
+			case op == 2 && i < len(q):
+				q[i] = letters[rng.IntN(len(letters))]
+			case op == 3 && i+1 < len(q):
+				q[i], q[i+1] = q[i+1], q[i]
+			}
+		}
+		if len(q) == 0 || len(q) > dnMaxFuzzyRunes || q[0] == ' ' || q[len(q)-1] == ' ' || strings.Contains(string(q), "  ") {
+			continue // not a normalised query
+		}
+		checked++
+		g1, d1, ok1 := d.fuzzyLookup([]byte(string(q)))
+		g2, d2, ok2 := naive(q)
+		if g1 != g2 || d1 != d2 || ok1 != ok2 {
+			t.Errorf("fuzzy %q: index (%q, %d, %v), scan (%q, %d, %v)", string(q), g1, d1, ok1, g2, d2, ok2)
+		}
+	}
+	if checked < 1000 {
+		t.Errorf("only %d queries checked", checked)
+	}
+}
+
+func dnIsASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

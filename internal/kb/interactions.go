@@ -3,6 +3,7 @@ package kb
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"sort"
 	"strings"
 
@@ -89,6 +90,7 @@ type ClassRule struct {
 // drugIndex holds the drug vocabulary and every interaction, indexed so
 // that checking a pair is a map lookup and a merge of two short slices.
 type drugIndex struct {
+	brands   map[string]string // brand or synonym → generic
 	generics []string
 	id       map[string]int32
 	names    *DrugNames
@@ -129,7 +131,7 @@ const (
 )
 
 func (d *drugIndex) intern(name string) int32 {
-	name = normalizeGeneric(name)
+	name = d.canonical(name)
 	if i, ok := d.id[name]; ok {
 		return i
 	}
@@ -141,8 +143,36 @@ func (d *drugIndex) intern(name string) int32 {
 	return i
 }
 
+// canonical is the generic a name stands for: a name that brands.tsv maps
+// to a generic ("acetylsalicylic acid" → aspirin, "paracetamol" →
+// acetaminophen) is never a generic of its own, whichever source used it.
+func (d *drugIndex) canonical(name string) string {
+	n := normalizeGeneric(name)
+	if g, ok := d.brands[n]; ok {
+		return g
+	}
+	return n
+}
+
+// loadBrands reads data/kb/brands.tsv first, so that every source's drug
+// names are made canonical the same way.
+func (k *KB) loadBrands(fsys fs.FS) error {
+	k.brands = map[string]string{}
+	return readTable(fsys, fileBrands, '\t', []string{"brand", "generic"}, func(r row) error {
+		b, g := normalizeGeneric(r.get("brand")), normalizeGeneric(r.get("generic"))
+		if b == "" || g == "" || b == g {
+			return rowErr(fileBrands, r, "brand and a different generic are required")
+		}
+		if cur, ok := k.brands[b]; ok && cur != g {
+			return rowErr(fileBrands, r, "%q maps to both %q and %q", b, cur, g)
+		}
+		k.brands[b] = g
+		return nil
+	})
+}
+
 func (k *KB) loadDrugs(fsys fs.FS) error {
-	d := &drugIndex{id: map[string]int32{}, pairs: map[uint64]*pairInfo{}, classes: map[string][]int32{}}
+	d := &drugIndex{id: map[string]int32{}, pairs: map[uint64]*pairInfo{}, classes: map[string][]int32{}, brands: k.brands}
 	k.drugs = d
 	aliases := map[string]string{}
 
@@ -154,7 +184,7 @@ func (k *KB) loadDrugs(fsys fs.FS) error {
 		return err
 	}
 	if err := readTable(fsys, fileDrugMaps, ',', []string{"DRUG_INITIAL_NAME", "DRUG_CONCEPT_NAME"}, func(r row) error {
-		generic := normalizeGeneric(r.get("DRUG_CONCEPT_NAME"))
+		generic := d.canonical(r.get("DRUG_CONCEPT_NAME"))
 		if generic == "" {
 			return nil
 		}
@@ -181,7 +211,7 @@ func (k *KB) loadDrugs(fsys fs.FS) error {
 
 	// Curated classes; members join the vocabulary.
 	if err := readTable(fsys, fileClasses, '\t', []string{"class", "drug", "source"}, func(r row) error {
-		class, drug := r.get("class"), normalizeGeneric(r.get("drug"))
+		class, drug := r.get("class"), d.canonical(r.get("drug"))
 		if class == "" || drug == "" || r.get("source") == "" {
 			return rowErr(fileClasses, r, "class, drug and source are required")
 		}
@@ -201,25 +231,38 @@ func (k *KB) loadDrugs(fsys fs.FS) error {
 		return err
 	}
 
-	brands := map[string]string{}
-	if err := readTable(fsys, fileBrands, '\t', []string{"brand", "generic"}, func(r row) error {
-		b, g := normalizeGeneric(r.get("brand")), normalizeGeneric(r.get("generic"))
-		if b == "" || g == "" {
-			return rowErr(fileBrands, r, "brand and generic are required")
-		}
+	brands := maps.Clone(k.brands)
+	for _, g := range brands {
 		d.intern(g)
-		brands[b] = g
-		return nil
-	}); err != nil {
-		return err
 	}
-	for a, g := range aliases {
-		if _, isGeneric := d.id[a]; isGeneric || g == "" {
+	// CRESCENDDI's source spellings become aliases unless they collide, in
+	// the resolver's normal form, with a generic or with an alias of
+	// another drug ("povidone iodine" vs the generic "povidone-iodine").
+	taken := map[string]string{}
+	for _, g := range d.generics {
+		taken[string(dnAppendNormal(nil, g))] = g
+	}
+	for b, g := range brands {
+		taken[string(dnAppendNormal(nil, b))] = g
+	}
+	aliasKeys := make([]string, 0, len(aliases))
+	for a := range aliases {
+		aliasKeys = append(aliasKeys, a)
+	}
+	sort.Strings(aliasKeys)
+	for _, a := range aliasKeys {
+		g := aliases[a]
+		key := string(dnAppendNormal(nil, a))
+		if g == "" || key == "" {
 			continue
 		}
-		if _, ok := brands[a]; !ok {
-			brands[a] = g
+		if cur, ok := taken[key]; ok && cur != g {
+			continue
+		} else if ok {
+			continue
 		}
+		taken[key] = g
+		brands[a] = g
 	}
 	names, err := NewDrugNames(d.generics, brands)
 	if err != nil {
@@ -231,7 +274,7 @@ func (k *KB) loadDrugs(fsys fs.FS) error {
 		return err
 	}
 	if err := readTable(fsys, fileNegatives, ',', []string{"DRUG_1_CONCEPT_NAME", "DRUG_2_CONCEPT_NAME"}, func(r row) error {
-		d.negatives = append(d.negatives, [2]string{normalizeGeneric(r.get("DRUG_1_CONCEPT_NAME")), normalizeGeneric(r.get("DRUG_2_CONCEPT_NAME"))})
+		d.negatives = append(d.negatives, [2]string{d.canonical(r.get("DRUG_1_CONCEPT_NAME")), d.canonical(r.get("DRUG_2_CONCEPT_NAME"))})
 		return nil
 	}); err != nil {
 		return err
@@ -253,7 +296,7 @@ func (k *KB) loadPositives(fsys fs.FS) error {
 	d := k.drugs
 	events := map[uint64]map[string]Severity{}
 	return readTable(fsys, filePositives, ',', []string{"DRUG_1_CONCEPT_NAME", "DRUG_2_CONCEPT_NAME", "EVENT_CONCEPT_NAME", "EVENT_SOURCE", "BNF_SEV_LEVEL", "ANSM_SEV_LEVEL", "MICROMEDEX_SEV_LEVEL"}, func(r row) error {
-		a, b := normalizeGeneric(r.get("DRUG_1_CONCEPT_NAME")), normalizeGeneric(r.get("DRUG_2_CONCEPT_NAME"))
+		a, b := d.canonical(r.get("DRUG_1_CONCEPT_NAME")), d.canonical(r.get("DRUG_2_CONCEPT_NAME"))
 		if a == "" || b == "" || a == b {
 			return rowErr(filePositives, r, "drug pair %q + %q malformed", a, b)
 		}
@@ -358,7 +401,7 @@ func (d *drugIndex) members(spec string) ([]int32, error) {
 		}
 		return m, nil
 	case ok && kind == "drug":
-		return []int32{d.intern(name)}, nil
+		return []int32{d.intern(d.canonical(name))}, nil
 	}
 	return nil, fmt.Errorf("rule side %q: want class:NAME or drug:NAME", spec)
 }

@@ -105,8 +105,9 @@ type KB struct {
 	evidences  map[string]*Evidence
 	diff       differential
 
-	drugs *drugIndex
-	stats Stats
+	brands map[string]string // brand or synonym → generic (data/kb/brands.tsv)
+	drugs  *drugIndex
+	stats  Stats
 }
 
 // Load builds the knowledge base from the data tree.
@@ -118,6 +119,7 @@ func Load(data fs.FS) (*KB, error) {
 		fn   func(fs.FS) error
 	}{
 		{"icd10", k.loadICD10},
+		{"brands", k.loadBrands},
 		{"ddxplus", k.loadDDXPlus},
 		{"pharmacotherapydb", k.loadPharmacotherapy},
 		{"medline", k.loadMedline},

@@ -231,7 +231,7 @@ func TestLoaderRejectsMalformedFiles(t *testing.T) {
 	bad := fstest.MapFS{}
 	// Copy what Load reads up to the broken file, then break one file.
 	for _, f := range []string{fileICD10, fileEvidences, fileConditions, fileEvMap, fileDomains, filePharmacoInd, fileMedline,
-		filePharmaco, fileDrugMaps, fileClasses, fileBrands, filePositives, fileNegatives, fileRules, fileProfiles, filePainSites} {
+		filePharmaco, fileDrugMaps, fileClasses, fileBrands, filePositives, fileNegatives, fileRules, fileProfiles, filePainSites, filePriors} {
 		b, err := fs.ReadFile(base, f)
 		if err != nil {
 			t.Fatal(err)

@@ -227,12 +227,13 @@ func (k *KB) loadDDXPlus(fsys fs.FS) error {
 		return err
 	}
 
+	// Symptoms and antecedents are objects keyed by evidence code.
 	var conds map[string]struct {
-		Eng         string   `json:"cond-name-eng"`
-		ICD10       string   `json:"icd10-id"`
-		Symptoms    []string `json:"symptoms"`
-		Antecedents []string `json:"antecedents"`
-		Severity    int      `json:"severity"`
+		Eng         string                     `json:"cond-name-eng"`
+		ICD10       string                     `json:"icd10-id"`
+		Symptoms    map[string]json.RawMessage `json:"symptoms"`
+		Antecedents map[string]json.RawMessage `json:"antecedents"`
+		Severity    int                        `json:"severity"`
 	}
 	if err := readJSON(fsys, fileConditions, &conds); err != nil {
 		return err
@@ -251,9 +252,16 @@ func (k *KB) loadDDXPlus(fsys fs.FS) error {
 		// condition's code, both are kept.
 		codes := strings.Split(c.ICD10, ",")
 		primary := icdDisplay(codes[0])
+		// Prefer a code that names the disease itself over one for
+		// "... in diseases classified elsewhere" (pneumonia: J18 over J17).
+		for _, alt := range codes[1:] {
+			if d := k.icd10[icdKey(primary)]; strings.Contains(strings.ToLower(d), "classified elsewhere") {
+				primary = icdDisplay(alt)
+			}
+		}
 		name := conditionName(c.Eng)
 		cond := Condition{Key: key, ID: "ddxplus:" + slug(name), Name: name, ICD10: primary, Severity: c.Severity,
-			Symptoms: c.Symptoms, Antecedents: c.Antecedents}
+			Symptoms: sortedCodes(c.Symptoms), Antecedents: sortedCodes(c.Antecedents)}
 		if d, ok := k.icd10[icdKey(primary)]; ok {
 			cond.ICD10Name = d
 		} else {
@@ -261,17 +269,19 @@ func (k *KB) loadDDXPlus(fsys fs.FS) error {
 		}
 		cond.Domain = k.Domain(primary)
 		codeMap := map[string]string{"ICD10CM": primary}
-		if len(codes) > 1 {
-			codeMap["ICD10CM_ALT"] = icdDisplay(codes[1])
+		for _, alt := range codes {
+			if a := icdDisplay(alt); a != primary {
+				codeMap["ICD10CM_ALT"] = a
+			}
 		}
 		k.addConcept(Concept{ID: cond.ID, Type: TypeCondition, Name: name, Synonyms: strings.Split(name, " / "), Codes: codeMap})
-		for _, e := range c.Symptoms {
+		for _, e := range cond.Symptoms {
 			if _, ok := k.evidences[e]; !ok {
 				return fmt.Errorf("%s: condition %q: unknown evidence %s", fileConditions, key, e)
 			}
 			k.addEdge(Edge{From: cond.ID, To: "ddxplus:" + e, Relation: AssociatedWith, Source: fileConditions})
 		}
-		for _, e := range c.Antecedents {
+		for _, e := range cond.Antecedents {
 			if _, ok := k.evidences[e]; !ok {
 				return fmt.Errorf("%s: condition %q: unknown evidence %s", fileConditions, key, e)
 			}
@@ -280,6 +290,15 @@ func (k *KB) loadDDXPlus(fsys fs.FS) error {
 		k.conditions = append(k.conditions, cond)
 	}
 	return nil
+}
+
+func sortedCodes(m map[string]json.RawMessage) []string {
+	out := make([]string, 0, len(m))
+	for code := range m {
+		out = append(out, code)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (k *KB) loadDomains(fsys fs.FS) error {
@@ -312,6 +331,9 @@ const (
 func (k *KB) loadPharmacotherapy(fsys fs.FS) error {
 	return readTable(fsys, filePharmacoInd, '\t', []string{"doid_id", "drugbank_id", "disease", "drug", "category"}, func(r row) error {
 		drug := normalizeGeneric(r.get("drug"))
+		if g, ok := k.brands[drug]; ok {
+			drug = g
+		}
 		disease := r.get("doid_id")
 		if drug == "" || !strings.HasPrefix(disease, "DOID:") {
 			return rowErr(filePharmacoInd, r, "drug %q or disease %q malformed", r.get("drug"), disease)
