@@ -264,6 +264,7 @@ func (k *KB) loadDrugs(fsys fs.FS) error {
 		taken[key] = g
 		brands[a] = g
 	}
+	k.stats.DrugNames = len(brands)
 	names, err := NewDrugNames(d.generics, brands)
 	if err != nil {
 		return fmt.Errorf("drug names: %w", err)

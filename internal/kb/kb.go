@@ -83,7 +83,7 @@ type Stats struct {
 	Evidences      int            `json:"evidences"`
 	ICD10Codes     int            `json:"icd10_codes"`
 	Drugs          int            `json:"drugs"`
-	DrugNames      int            `json:"drug_names"`
+	DrugNames      int            `json:"brand_and_alias_names"`
 	InteractPairs  int            `json:"interaction_pairs"`
 	ClassRules     int            `json:"class_rules"`
 	LoadDuration   string         `json:"load_duration"`

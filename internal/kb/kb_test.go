@@ -248,3 +248,30 @@ func TestLoaderRejectsMalformedFiles(t *testing.T) {
 		t.Errorf("bad rule file: err = %v, want %s:2", err, fileRules)
 	}
 }
+
+func FuzzCheckInteractions(f *testing.F) {
+	f.Add("warfarin,ibuprofen 400 mg,Coumadin")
+	f.Add("phenelzine,sumatriptan,\xff,,ＷＡＲＦＡＲＩＮ")
+	k := loadKB(f)
+	f.Fuzz(func(t *testing.T, list string) {
+		meds := strings.Split(list, ",")
+		rep := k.CheckInteractions(meds)
+		if len(rep.Medications) != len(meds) {
+			t.Fatalf("%d inputs, %d resolutions", len(meds), len(rep.Medications))
+		}
+		known := 0
+		for _, m := range rep.Medications {
+			if m.Match != MatchUnknown {
+				known++
+			}
+		}
+		if known+len(rep.Unknown) != len(meds) || len(rep.Duplicates) > known {
+			t.Fatalf("counts: %d known, %d unknown, %d duplicates of %d", known, len(rep.Unknown), len(rep.Duplicates), len(meds))
+		}
+		for _, a := range rep.Interactions {
+			if a.Severity == "" || a.Source == "" || a.Drugs[0] == a.Drugs[1] {
+				t.Fatalf("bad alert %+v", a)
+			}
+		}
+	})
+}
