@@ -29,8 +29,11 @@ func cmdEval(ctx context.Context, e env) error {
 	case "differential":
 		e.args = e.args[1:]
 		return cmdEvalDifferential(ctx, e)
+	case "triage":
+		e.args = e.args[1:]
+		return cmdEvalTriage(ctx, e)
 	}
-	fmt.Fprintf(e.stderr, "unknown evaluation %q (have: negation, interactions, differential)\n", e.args[0])
+	fmt.Fprintf(e.stderr, "unknown evaluation %q (have: negation, interactions, differential, triage)\n", e.args[0])
 	return errUsage
 }
 

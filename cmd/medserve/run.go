@@ -34,6 +34,10 @@ Usage:
   medserve analyze --jsonl            the same for {"text","targets"} lines on stdin
   medserve interactions [--json] DRUG DRUG...   drug–drug interactions of a medication list
   medserve differential [--json] TEXT  ranked DDXPlus conditions for a clinical text
+  medserve triage [flags] TEXT         triage acuity for a complaint (see -h); --jsonl for API request lines
+  medserve train triage               cross-validate the model families, write models/triage/<version>/
+  medserve eval triage [--data PATH]  cross-validated triage report, nurse side by side
+  medserve eval triage --model DIR --test PATH   score a saved model on rows it never saw
   medserve eval negation --file PATH  score ConText on a NegEx-format annotated set
   medserve eval interactions          the interaction checker on CRESCENDDI and the high-priority list
   medserve eval differential          plumbing check of the differential on authored sets (not clinical)
@@ -69,6 +73,10 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 		return cmdInteractions(ctx, e)
 	case "differential":
 		return cmdDifferential(ctx, e)
+	case "triage":
+		return cmdTriage(ctx, e)
+	case "train":
+		return cmdTrain(ctx, e)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -3,6 +3,8 @@
 // on nothing else in the project.
 package clinical
 
+import "fmt"
+
 // ConceptType is the kind of thing a finding names.
 type ConceptType string
 
@@ -106,3 +108,110 @@ const (
 	Emergency  Domain = "emergency"
 	General    Domain = "general"
 )
+
+// Sex values accepted by the API.
+const (
+	SexFemale  = "female"
+	SexMale    = "male"
+	SexOther   = "other"
+	SexUnknown = "unknown"
+)
+
+// AVPU levels of consciousness.
+const (
+	AVPUAlert        = "alert"
+	AVPUVerbal       = "verbal"
+	AVPUPain         = "pain"
+	AVPUUnresponsive = "unresponsive"
+)
+
+// Arrival modes.
+const (
+	ArrivalWalkIn         = "walk-in"
+	ArrivalAmbulance      = "ambulance"
+	ArrivalPrivateVehicle = "private-vehicle"
+	ArrivalOther          = "other"
+)
+
+// Query is one patient presentation as the triage features see it: the
+// same type serves training rows, evaluation rows and live requests.
+type Query struct {
+	Text    string   // chief complaint or short note
+	Age     *float64 // years
+	Sex     string   // female, male, other, unknown or ""
+	Vitals  Vitals
+	AVPU    string // alert, verbal, pain, unresponsive or ""
+	Arrival string // walk-in, ambulance, private-vehicle, other or ""
+	Injury  *bool
+	// NurseAcuity is the triage nurse's proposed level (1–5), 0 when absent.
+	NurseAcuity int
+}
+
+// Urgency is the seed's four-level urgency.
+type Urgency string
+
+// Urgency levels.
+const (
+	Critical Urgency = "critical"
+	High     Urgency = "high"
+	Medium   Urgency = "medium"
+	Low      Urgency = "low"
+)
+
+// UrgencyOf maps acuity to urgency: 1 critical, 2 high, 3 medium, 4–5 low.
+func UrgencyOf(acuity int) Urgency {
+	switch acuity {
+	case 1:
+		return Critical
+	case 2:
+		return High
+	case 3:
+		return Medium
+	}
+	return Low
+}
+
+// VitalLimits returns the physiological limits of a vital sign outside which
+// a value is rejected (SPEC section 4); GCS and pain by their scales.
+func VitalLimits(field string) (lo, hi float64) {
+	switch field {
+	case "sbp", "hr":
+		return 0, 300
+	case "dbp":
+		return 0, 200
+	case "rr":
+		return 0, 80
+	case "temp_c":
+		return 25, 45
+	case "spo2":
+		return 0, 100
+	case "gcs":
+		return 3, 15
+	case "pain":
+		return 0, 10
+	}
+	return 0, 0
+}
+
+// Problems lists the vital signs outside physiological limits, by field.
+func (v Vitals) Problems() map[string]string {
+	out := map[string]string{}
+	check := func(name string, p *float64) {
+		if p == nil {
+			return
+		}
+		lo, hi := VitalLimits(name)
+		if *p != *p || *p < lo || *p > hi {
+			out[name] = fmt.Sprintf("%s %g outside %g–%g", name, *p, lo, hi)
+		}
+	}
+	check("sbp", v.SBP)
+	check("dbp", v.DBP)
+	check("hr", v.HR)
+	check("rr", v.RR)
+	check("temp_c", v.TempC)
+	check("spo2", v.SpO2)
+	check("gcs", v.GCS)
+	check("pain", v.Pain)
+	return out
+}
