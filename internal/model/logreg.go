@@ -128,6 +128,7 @@ func TrainLogReg(d Dataset, c LogRegConfig) (Model, error) {
 				for j, f := range r.Idx {
 					xv := float64(r.Val[j]) * sc.scale[f]
 					wf := w[int(f)*K : int(f)*K+K]
+					wf = wf[:len(p)]
 					for k := range p {
 						p[k] += xv * wf[k]
 					}
@@ -146,6 +147,7 @@ func TrainLogReg(d Dataset, c LogRegConfig) (Model, error) {
 					}
 					xv := float64(r.Val[j]) * sc.scale[f]
 					g := gw[int(f)*K : int(f)*K+K]
+					g = g[:len(p)]
 					for k := range g {
 						g[k] += xv * p[k]
 					}
@@ -222,6 +224,7 @@ func (m *logRegModel) Predict(x Row, out []float64) []float64 {
 			continue
 		}
 		wf := m.w[int(f)*K : int(f)*K+K]
+		wf = wf[:len(out)]
 		xv := float64(v)
 		for k := range out {
 			out[k] += xv * float64(wf[k])

@@ -173,6 +173,7 @@ func TrainMLP(d Dataset, c MLPConfig) (Model, error) {
 				for j, f := range r.Idx {
 					xv := float64(r.Val[j]) * sc.scale[f]
 					wf := w1[int(f)*H : int(f)*H+H]
+					wf = wf[:len(z1)] // lets the compiler drop bounds checks
 					for u := range z1 {
 						z1[u] += xv * wf[u]
 					}
@@ -198,6 +199,7 @@ func TrainMLP(d Dataset, c MLPConfig) (Model, error) {
 						continue
 					}
 					row := w2[u*K : u*K+K]
+					row = row[:len(p)]
 					for k := range p {
 						p[k] += h * row[k]
 					}
@@ -212,7 +214,9 @@ func TrainMLP(d Dataset, c MLPConfig) (Model, error) {
 				}
 				for u, h := range hid {
 					row := w2[u*K : u*K+K]
+					row = row[:len(p)]
 					g := g2[u*K : u*K+K]
+					g = g[:len(p)]
 					dh := 0.0
 					for k, dk := range p {
 						if h != 0 {
@@ -234,8 +238,9 @@ func TrainMLP(d Dataset, c MLPConfig) (Model, error) {
 					}
 					xv := float64(r.Val[j]) * sc.scale[f]
 					g := g1[int(f)*H : int(f)*H+H]
+					dz := dz1[:len(g)]
 					for u := range g {
-						g[u] += xv * dz1[u]
+						g[u] += xv * dz[u]
 					}
 				}
 			}

@@ -369,12 +369,16 @@ func (a *adam) update(w, m, v, g []float64, l2 float64, t int) {
 	m = m[:len(w)]
 	v = v[:len(w)]
 	g = g[:len(w)]
-	c1, c2 := a.c1[t], a.c2[t]
+	// Locals keep the hyper-parameters in registers: the stores to m and v
+	// would otherwise force reloads through a.
+	b1, b2, eps := a.b1, a.b2, a.eps
+	step, c2 := a.lr*a.c1[t], a.c2[t]
 	for i := range w {
 		gi := g[i] + l2*w[i]
-		m[i] = a.b1*m[i] + (1-a.b1)*gi
-		v[i] = a.b2*v[i] + (1-a.b2)*gi*gi
-		w[i] -= a.lr * (m[i] * c1) / (math.Sqrt(v[i]*c2) + a.eps)
+		mi := b1*m[i] + (1-b1)*gi
+		vi := b2*v[i] + (1-b2)*gi*gi
+		m[i], v[i] = mi, vi
+		w[i] -= step * mi / (math.Sqrt(vi*c2) + eps)
 	}
 }
 

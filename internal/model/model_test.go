@@ -147,7 +147,7 @@ func realistic(n int, seed uint64) Dataset {
 	for i := 0; i < n; i++ {
 		idx := make([]int32, 0, 180)
 		val := make([]float32, 0, 180)
-		for j := 0; j < 190; j++ {
+		for j := 0; j < 140; j++ {
 			if f := int32(hashPerm[z.Uint64()]); !seen[f] {
 				seen[f] = true
 				idx = append(idx, f)
