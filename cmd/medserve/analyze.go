@@ -61,10 +61,11 @@ type jsonlRequest struct {
 	Targets []string `json:"targets"`
 }
 
-// analyzeJSONL answers every input line with one output line. A bad line
-// gets {"error": ...} in its place so the output stays aligned with the
-// input, and the command fails at the end.
-func analyzeJSONL(ctx context.Context, eng *text.Engine, in io.Reader, out io.Writer) error {
+// jsonLines answers every non-empty input line with one output line. A
+// line that handle cannot answer gets {"error", "problems"} in its place,
+// so the output stays aligned with the input, and the command fails at the
+// end.
+func jsonLines(ctx context.Context, in io.Reader, out io.Writer, handle func(raw []byte) (any, []string)) error {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 64*1024), maxJSONLLine)
 	w := bufio.NewWriter(out)
@@ -81,17 +82,12 @@ func analyzeJSONL(ctx context.Context, eng *text.Engine, in io.Reader, out io.Wr
 		if len(raw) == 0 {
 			continue
 		}
-		var req jsonlRequest
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
+		answer, problems := handle(raw)
+		if len(problems) > 0 {
 			bad++
-			if err := enc.Encode(map[string]string{"error": fmt.Sprintf("line %d: %v", line, err)}); err != nil {
-				return err
-			}
-			continue
+			answer = map[string]any{"error": fmt.Sprintf("line %d: invalid request", line), "problems": problems}
 		}
-		if err := enc.Encode(jsonAnalysis(eng.Analyze(req.Text, text.Options{Targets: req.Targets}))); err != nil {
+		if err := enc.Encode(answer); err != nil {
 			return err
 		}
 	}
@@ -102,6 +98,23 @@ func analyzeJSONL(ctx context.Context, eng *text.Engine, in io.Reader, out io.Wr
 		return fmt.Errorf("%d of %d lines were not valid requests", bad, line)
 	}
 	return nil
+}
+
+// decodeStrict decodes one JSON value, rejecting unknown fields.
+func decodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+func analyzeJSONL(ctx context.Context, eng *text.Engine, in io.Reader, out io.Writer) error {
+	return jsonLines(ctx, in, out, func(raw []byte) (any, []string) {
+		var req jsonlRequest
+		if err := decodeStrict(raw, &req); err != nil {
+			return nil, []string{err.Error()}
+		}
+		return jsonAnalysis(eng.Analyze(req.Text, text.Options{Targets: req.Targets})), nil
+	})
 }
 
 // jsonAnalysis makes empty lists encode as [] rather than null.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -435,7 +434,7 @@ type triageFlags struct {
 	nurse                                        int
 }
 
-func cmdTriage(_ context.Context, e env) error {
+func cmdTriage(ctx context.Context, e env) error {
 	fset := flag.NewFlagSet("triage", flag.ContinueOnError)
 	var tf triageFlags
 	nan := math.NaN()
@@ -478,7 +477,7 @@ func cmdTriage(_ context.Context, e env) error {
 	}
 	as := triage.NewAssessor(feat, art)
 	if *jsonl {
-		return triageJSONL(as, e.stdin, e.stdout)
+		return triageJSONL(ctx, as, e.stdin, e.stdout)
 	}
 	req := inferenceRequest{Query: strings.Join(fset.Args(), " ")}
 	opt := func(v float64) *float64 {
@@ -609,49 +608,17 @@ func (r inferenceRequest) query() (clinical.Query, []string) {
 	return q, problems
 }
 
-// triageJSONL answers one request per line; a bad line gets
-// {"error", "problems"} in its place and the command fails at the end.
-func triageJSONL(as *triage.Assessor, in io.Reader, out io.Writer) error {
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 0, 64*1024), maxJSONLLine)
-	w := bufio.NewWriter(out)
-	defer w.Flush()
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	bad, line := 0, 0
-	for sc.Scan() {
-		line++
-		raw := bytes.TrimSpace(sc.Bytes())
-		if len(raw) == 0 {
-			continue
-		}
+// triageJSONL answers one API request body per line.
+func triageJSONL(ctx context.Context, as *triage.Assessor, in io.Reader, out io.Writer) error {
+	return jsonLines(ctx, in, out, func(raw []byte) (any, []string) {
 		var req inferenceRequest
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		var problems []string
-		if err := dec.Decode(&req); err != nil {
-			problems = []string{err.Error()}
+		if err := decodeStrict(raw, &req); err != nil {
+			return nil, []string{err.Error()}
 		}
-		var q clinical.Query
-		if problems == nil {
-			q, problems = req.query()
-		}
+		q, problems := req.query()
 		if len(problems) > 0 {
-			bad++
-			if err := enc.Encode(map[string]any{"error": fmt.Sprintf("line %d: invalid request", line), "problems": problems}); err != nil {
-				return err
-			}
-			continue
+			return nil, problems
 		}
-		if err := enc.Encode(as.Assess(q)); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read stdin: %w", err)
-	}
-	if bad > 0 {
-		return fmt.Errorf("%d of %d lines were not valid requests", bad, line)
-	}
-	return nil
+		return as.Assess(q), nil
+	})
 }

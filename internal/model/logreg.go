@@ -58,11 +58,12 @@ type logRegModel struct {
 	b        []float32 // len classes
 }
 
-// TrainLogReg fits softmax regression by mini-batch Adam over sparse rows,
-// minimising the sample-weighted mean cross-entropy plus L2. Adam updates
-// are lazy: only features present in a batch (and the biases) move, which
-// keeps an epoch proportional to the data's non-zeros rather than to
-// Features×Classes. Deterministic for a given data set and seed.
+// TrainLogReg fits softmax regression by mini-batch Adam (batches of 32,
+// reshuffled each epoch) over sparse rows, minimising the sample-weighted
+// mean cross-entropy plus L2 on standardised inputs (see inputScaling).
+// Adam updates are lazy: only features present in a batch (and the biases)
+// move, which keeps an epoch proportional to the data's non-zeros rather
+// than to Features×Classes. Deterministic for a given data set and seed.
 func TrainLogReg(d Dataset, c LogRegConfig) (Model, error) {
 	cfg, err := c.withDefaults()
 	if err != nil {

@@ -589,6 +589,8 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"no body", []byte(`{"format":"medserve.model","version":1,"family":"gbt","classes":2,"features":3}`)},
 		{"cyclic tree", []byte(`{"format":"medserve.model","version":1,"family":"gbt","classes":2,"features":3,
 			"gbt":{"config":{},"base":"AAAAAAAAAAA=","used":[0],"roots":[0,3],"slot":[0,-1,-1,0,-1,-1],"left":[0,0,0,4,0,0],"value":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}`)},
+		{"shared subtree", []byte(`{"format":"medserve.model","version":1,"family":"gbt","classes":2,"features":3,
+			"gbt":{"config":{},"base":"AAAAAAAAAAA=","used":[0],"roots":[0,4],"slot":[0,0,-1,-1,-1],"left":[1,2,0,0,0],"value":"AAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`)},
 		{"nan weight", []byte(`{"format":"medserve.model","version":1,"family":"logreg","classes":2,"features":1,
 			"logreg":{"config":{},"used":[0],"w":"AADAfwAAwH8=","b":"AAAAAAAAAAA="}}`)},
 	} {
@@ -660,4 +662,219 @@ func TestRealisticQuality(t *testing.T) {
 			t.Errorf("%s held-out accuracy %.3f against majority %.3f", tr.name, a, majority)
 		}
 	}
+}
+
+func TestFlatMatchesWalk(t *testing.T) {
+	d := realistic(400, 30)
+	probe := realistic(100, 31).X
+	for _, depth := range []int{1, 3, 6, 10} {
+		m, err := TrainGBT(d, GBTConfig{Trees: 10, MaxDepth: depth, MinLeaf: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := m.(*gbtModel)
+		walk := *g
+		walk.flat = flatForest{}
+		walk.scratch = newGBTModel(g.cfg, g.features, g.classes, g.base, g.used, g.nodes, g.roots).scratch
+		t.Logf("MaxDepth %d: flat depth %d, %d nodes", depth, g.flat.depth, len(g.nodes))
+		if depth > maxFlatDepth && g.flat.depth != 0 {
+			t.Errorf("depth %d flattened", depth)
+		}
+		for i, r := range probe {
+			if a, b := g.Predict(r, nil), walk.Predict(r, nil); !slices.Equal(a, b) {
+				t.Fatalf("depth %d row %d: flat %v, walk %v", depth, i, a, b)
+			}
+		}
+	}
+}
+
+func TestOrderKey(t *testing.T) {
+	vals := []float32{float32(math.Inf(-1)), -math.MaxFloat32, -3, -1e-30, -math.SmallestNonzeroFloat32,
+		float32(math.Copysign(0, -1)), 0, math.SmallestNonzeroFloat32, 1e-30, 0.5, 1, 3, math.MaxFloat32, float32(math.Inf(1))}
+	for _, a := range vals {
+		for _, b := range vals {
+			if (a <= b) != (orderKey(a) <= orderKey(b)) {
+				t.Errorf("%v <= %v is %v but keys %d, %d", a, b, a <= b, orderKey(a), orderKey(b))
+			}
+		}
+	}
+}
+
+func TestConcurrentPredict(t *testing.T) {
+	d := realistic(300, 40)
+	rows := realistic(64, 41).X
+	for _, tr := range trainers() {
+		m := mustTrain(t, tr, d, 1)
+		want := make([][]float64, len(rows))
+		for i, r := range rows {
+			want[i] = m.Predict(r, nil)
+		}
+		done := make(chan error, 4)
+		for g := 0; g < 4; g++ {
+			go func() {
+				out := make([]float64, realK)
+				for rep := 0; rep < 20; rep++ {
+					for i, r := range rows {
+						if !slices.Equal(m.Predict(r, out), want[i]) {
+							done <- errors.New(tr.name + ": concurrent prediction differs")
+							return
+						}
+					}
+				}
+				done <- nil
+			}()
+		}
+		for g := 0; g < 4; g++ {
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
+
+func TestWideMLP(t *testing.T) {
+	// Hidden > stackHidden takes the pooled-scratch path.
+	d := linear3(200, 50)
+	m, err := TrainMLP(d, MLPConfig{Hidden: stackHidden + 8, Epochs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Marshal(m)
+	m2, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range d.X[:20] {
+		if !slices.Equal(m.Predict(r, nil), m2.Predict(r, nil)) {
+			t.Fatal("wide MLP differs after reload")
+		}
+	}
+	if acc := accuracy(m, d); acc < 0.9 {
+		t.Errorf("wide MLP accuracy %.3f", acc)
+	}
+}
+
+// fuzzSeedModels are the tiny models FuzzUnmarshal starts from (also stored
+// under testdata/fuzz/FuzzUnmarshal).
+func fuzzSeedModels(t testing.TB) [][]byte {
+	d := linear3(60, 60)
+	d.Features = 8
+	for i := range d.X { // keep the two informative features and one noise bit
+		r := d.X[i]
+		d.X[i] = Row{Idx: append(slices.Clone(r.Idx[:2]), 7), Val: append(slices.Clone(r.Val[:2]), float32(i%2))}
+	}
+	var out [][]byte
+	for _, train := range []func() (Model, error){
+		func() (Model, error) { return TrainLogReg(d, LogRegConfig{Epochs: 3}) },
+		func() (Model, error) { return TrainMLP(d, MLPConfig{Hidden: 3, Epochs: 3}) },
+		func() (Model, error) { return TrainGBT(d, GBTConfig{Trees: 2, MaxDepth: 2, MinLeaf: 5, Bins: 4}) },
+	} {
+		m, err := train()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	for _, b := range fuzzSeedModels(f) {
+		f.Add(b)
+	}
+	f.Add([]byte(`{"format":"medserve.model","version":1,"family":"gbt","classes":2,"features":3,"gbt":{"config":{},"base":"AAAAAAAAAAA=","used":[],"roots":[],"slot":[],"left":[],"value":""}}`))
+	probe := []Row{
+		{},
+		{Idx: []int32{0, 1, 7}, Val: []float32{1, -2, 1}},
+		{Idx: []int32{-1, 2, 1 << 30}, Val: []float32{5, float32(math.NaN()), 1}},
+		{Idx: []int32{3, 1}, Val: []float32{math.MaxFloat32, -math.MaxFloat32}},
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Unmarshal(b)
+		if err != nil {
+			if !errors.Is(err, ErrFormat) {
+				t.Fatalf("error does not wrap ErrFormat: %v", err)
+			}
+			return
+		}
+		// Whatever loads must predict distributions and survive a round trip.
+		for _, r := range probe {
+			p := m.Predict(r, nil)
+			s := 0.0
+			for _, v := range p {
+				if !(v >= 0 && v <= 1) {
+					t.Fatalf("probability %v", v)
+				}
+				s += v
+			}
+			if len(p) != m.Classes() || math.Abs(s-1) > 1e-9 {
+				t.Fatalf("probabilities %v", p)
+			}
+		}
+		b2, err := Marshal(m)
+		if err != nil {
+			t.Fatalf("re-marshal: %v", err)
+		}
+		m2, err := Unmarshal(b2)
+		if err != nil {
+			t.Fatalf("reload of re-marshalled model: %v", err)
+		}
+		for _, r := range probe {
+			if !slices.Equal(m.Predict(r, nil), m2.Predict(r, nil)) {
+				t.Fatal("re-marshalled model predicts differently")
+			}
+		}
+	})
+}
+
+func TestEdgeCases(t *testing.T) {
+	empty := Dataset{X: make([]Row, 30), Y: make([]int, 30), Features: 5, Classes: 3}
+	for i := range empty.Y {
+		empty.Y[i] = i % 3
+		if i%3 == 0 {
+			empty.Y[i] = 1 // class 1 is the majority
+		}
+	}
+	one := Dataset{X: []Row{{Idx: []int32{2}, Val: []float32{1}}}, Y: []int{1}, Features: 3, Classes: 2}
+	zeroW := linear3(60, 70)
+	zeroW.W = make([]float64, len(zeroW.X))
+	zeroW.W[0] = 1 // every other row carries no weight
+	for _, tc := range []struct {
+		name string
+		d    Dataset
+	}{{"no features", empty}, {"one row", one}, {"mostly zero weights", zeroW}} {
+		for _, train := range []func(Dataset) (Model, error){
+			func(d Dataset) (Model, error) { return TrainLogReg(d, LogRegConfig{Epochs: 3}) },
+			func(d Dataset) (Model, error) { return TrainMLP(d, MLPConfig{Hidden: 4, Epochs: 3, Dropout: 0.5}) },
+			func(d Dataset) (Model, error) {
+				return TrainGBT(d, GBTConfig{Trees: 3, Subsample: 0.5, FeatureFraction: 0.5})
+			},
+		} {
+			m, err := train(tc.d)
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+				continue
+			}
+			if _, err := Unmarshal(mustMarshal(t, m)); err != nil {
+				t.Errorf("%s %s: reload: %v", tc.name, m.Family(), err)
+			}
+			p := m.Predict(Row{}, nil)
+			if tc.name == "no features" && Argmax(p) != 1 {
+				t.Errorf("%s %s: empty row predicts %v, want the majority class 1", tc.name, m.Family(), p)
+			}
+		}
+	}
+}
+
+func mustMarshal(t testing.TB, m Model) []byte {
+	t.Helper()
+	b, err := Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -235,6 +235,7 @@ func gbtFromWire(w *gbtWire, F, K int) (Model, error) {
 		return nil, fmt.Errorf("%w: %d trees with %d nodes", ErrFormat, R, N)
 	}
 	nodes := make([]gbtNode, N)
+	refs := make([]int32, N)
 	for t := 0; t < R; t++ {
 		start := int(w.Roots[t])
 		end := N
@@ -255,6 +256,17 @@ func gbtFromWire(w *gbtWire, F, K int) (Model, error) {
 				return nil, fmt.Errorf("%w: tree %d node %d: slot %d, left %d invalid", ErrFormat, t, i, s, l)
 			}
 			nodes[i] = gbtNode{slot: s, left: l, v: vals[i]}
+			if s >= 0 {
+				refs[l]++
+				refs[l+1]++
+			}
+		}
+		// Every node but the root has exactly one parent: a real tree, not
+		// a DAG whose shared subtrees could multiply work.
+		for i := start + 1; i < end; i++ {
+			if refs[i] != 1 {
+				return nil, fmt.Errorf("%w: tree %d node %d has %d parents", ErrFormat, t, i, refs[i])
+			}
 		}
 	}
 	return newGBTModel(cfg, F, K, base, w.Used, nodes, w.Roots), nil
