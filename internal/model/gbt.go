@@ -83,7 +83,7 @@ func (c GBTConfig) withDefaults() (GBTConfig, error) {
 	return c, nil
 }
 
-// gbtNode is one node of a flattened tree. A leaf has slot < 0 and value v;
+// gbtNode is one node of a tree in the serialised (pointer) layout. A leaf has slot < 0 and value v;
 // a split sends x[used[slot]] <= v to left and everything else to left+1.
 type gbtNode struct {
 	slot int32

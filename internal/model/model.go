@@ -156,8 +156,6 @@ func (d *Dataset) meanWeight() float64 {
 // finite32 reports whether v is neither NaN nor ±Inf (v-v is NaN for both).
 func finite32(v float32) bool { return v-v == 0 }
 
-func finite64(v float64) bool { return v-v == 0 }
-
 // outBuf returns out[:k], or a fresh slice when out is too small: Predict
 // must not panic on a short buffer.
 func outBuf(out []float64, k int) []float64 {
@@ -380,15 +378,6 @@ func (a *adam) update(w, m, v, g []float64, l2 float64, t int) {
 		m[i], v[i] = mi, vi
 		w[i] -= step * mi / (math.Sqrt(vi*c2) + eps)
 	}
-}
-
-func allFinite64(xs []float64) bool {
-	for _, v := range xs {
-		if !finite64(v) {
-			return false
-		}
-	}
-	return true
 }
 
 func toF32(xs []float64) []float32 {
