@@ -75,11 +75,14 @@ func (pol Policy) Decide(p []float64, floor Floor, nurse int) Decision {
 		// The model overrules the nurse by one level at a time: it is a
 		// second reader flagging possible under-triage, not a new triage;
 		// the floor still applies in full.
-		// A model that reaches the acuity 1–2 threshold proposes its own
-		// level: that boundary has its own tuned threshold.
+		// A model that crosses a tuned threshold (emergency, or acuity
+		// 1–2) proposes that side of the boundary even from a nurse's 5.
 		proposed := nurse
 		if d.ModelAcuity < nurse {
 			proposed = nurse - 1
+			if d.ModelAcuity <= 3 {
+				proposed = min(proposed, max(d.ModelAcuity, 3))
+			}
 			if d.ModelAcuity <= 2 {
 				proposed = min(proposed, d.ModelAcuity)
 			}
