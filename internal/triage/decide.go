@@ -72,20 +72,16 @@ func (pol Policy) Decide(p []float64, floor Floor, nurse int) Decision {
 	if nurse >= 1 && nurse <= 5 {
 		d.ModelAcuity = levelFor(p, pol.srTau3(nurse), pol.TauSR2)
 		d.Acuity = nurse
-		// The model overrules the nurse by one level at a time: it is a
-		// second reader flagging possible under-triage, not a new triage;
-		// the floor still applies in full.
-		// A model that crosses a tuned threshold (emergency, or acuity
-		// 1–2) proposes that side of the boundary even from a nurse's 5.
+		// The model overrules the nurse only across a boundary whose
+		// threshold was tuned for this mode: into the emergency side
+		// (acuity ≤ 3) and into acuity ≤ 2. Its view of 4 versus 5, or of
+		// 1 versus 2, is not a reason to interrupt the nurse.
 		proposed := nurse
-		if d.ModelAcuity < nurse {
-			proposed = nurse - 1
-			if d.ModelAcuity <= 3 {
-				proposed = min(proposed, max(d.ModelAcuity, 3))
-			}
-			if d.ModelAcuity <= 2 {
-				proposed = min(proposed, d.ModelAcuity)
-			}
+		if nurse >= 4 && p[0]+p[1]+p[2] >= pol.srTau3(nurse) {
+			proposed = 3
+		}
+		if proposed >= 3 && p[0]+p[1] >= pol.TauSR2 {
+			proposed = 2
 		}
 		if m := min(proposed, floor.Acuity); m < nurse {
 			d.Acuity = m

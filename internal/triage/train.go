@@ -28,6 +28,9 @@ type TrainConfig struct {
 	// rows' out-of-fold predictions: acuity 1–3 and acuity 1–2.
 	Sensitivity   float64 `json:"sensitivity"`
 	Sensitivity12 float64 `json:"sensitivity12"`
+	// SecondReader12 is the acuity 1–2 target in second-reader mode,
+	// where the nurse's level already carries most of the specificity.
+	SecondReader12 float64 `json:"second_reader12"`
 	// ClassWeights multiply the loss of each true acuity 1..5: missing an
 	// urgent patient costs more than over-triaging a well one.
 	ClassWeights [5]float64         `json:"class_weights"`
@@ -39,7 +42,7 @@ type TrainConfig struct {
 // DefaultTrainConfig is the shipped configuration for a family.
 func DefaultTrainConfig(family string) TrainConfig {
 	return TrainConfig{
-		Family: family, Seed: 20261125, InnerFolds: 5, Sensitivity: 0.96, Sensitivity12: 0.90,
+		Family: family, Seed: 20261125, InnerFolds: 5, Sensitivity: 0.96, Sensitivity12: 0.90, SecondReader12: 0.95,
 		ClassWeights: [5]float64{3, 2, 1.5, 1, 1},
 		LogReg:       model.LogRegConfig{L2: 1e-3, Epochs: 60, LearningRate: 0.05},
 		MLP:          model.MLPConfig{Hidden: 32, L2: 1e-3, Epochs: 60, LearningRate: 0.003, Dropout: 0.2},
@@ -143,13 +146,13 @@ func Fit(ex []Example, dim int, cfg TrainConfig) (*Trained, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fit %s: %w", cfg.Family, err)
 	}
-	return &Trained{Family: cfg.Family, Model: m, Policy: TunePolicy(ex, oof, cfg.Sensitivity, cfg.Sensitivity12)}, nil
+	return &Trained{Family: cfg.Family, Model: m, Policy: TunePolicy(ex, oof, cfg.Sensitivity, cfg.Sensitivity12, cfg.SecondReader12)}, nil
 }
 
 // TunePolicy picks, for each mode, the highest thresholds that still reach
 // the target sensitivities on the given (out-of-fold) probabilities. The
 // highest such threshold gives the best specificity at that sensitivity.
-func TunePolicy(ex []Example, probs [][]float64, sens3, sens12 float64) Policy {
+func TunePolicy(ex []Example, probs [][]float64, sens3, sens12, srSens12 float64) Policy {
 	var pol Policy
 	cands3, cands2 := thresholds(probs, 3), thresholds(probs, 2)
 	sensAt := func(level func(i int) int, positive int) float64 {
@@ -211,7 +214,7 @@ func TunePolicy(ex []Example, probs [][]float64, sens3, sens12 float64) Policy {
 	if bestFP < 0 {
 		pol.TauSR3, pol.TauSR5 = 0, 0
 	}
-	pol.TauSR2 = pick(cands2, func(t float64) bool { return sensAt(second(pol.TauSR3, pol.TauSR5, t), 2) >= sens12 })
+	pol.TauSR2 = pick(cands2, func(t float64) bool { return sensAt(second(pol.TauSR3, pol.TauSR5, t), 2) >= srSens12 })
 	return pol
 }
 
