@@ -13,6 +13,9 @@ import (
 	"medserve/internal/text"
 )
 
+// version is the build's version, set with -ldflags "-X main.version=...".
+var version = "dev"
+
 // errUsage marks a command-line mistake; the usage text has been printed.
 var errUsage = errors.New("usage error")
 
@@ -29,7 +32,7 @@ type env struct {
 const usage = `medserve — a clinical AI inference server
 
 Usage:
-  medserve serve                      run the server (coming in step 4)
+  medserve serve                      run the HTTP server (see -h for flags)
   medserve analyze [flags] TEXT       findings, vitals and domain of a clinical text
   medserve analyze --jsonl            the same for {"text","targets"} lines on stdin
   medserve interactions [--json] DRUG DRUG...   drug–drug interactions of a medication list
@@ -83,11 +86,6 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[1], usage)
 	return errUsage
-}
-
-func cmdServe(_ context.Context, e env) error {
-	fmt.Fprintln(e.stderr, "medserve serve: not yet — the HTTP server arrives with step 4; try \"medserve analyze\"")
-	return errors.New("serve is not available in this release")
 }
 
 // clinicalDataFlag registers the flag that points at an unpacked data tree;

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"medserve/internal/clinical"
+	"medserve/internal/pipeline"
 	"medserve/internal/triage"
 	"medserve/internal/validate"
 )
@@ -479,7 +480,7 @@ func cmdTriage(ctx context.Context, e env) error {
 	if *jsonl {
 		return triageJSONL(ctx, as, e.stdin, e.stdout)
 	}
-	req := inferenceRequest{Query: strings.Join(fset.Args(), " ")}
+	req := pipeline.Request{Query: strings.Join(fset.Args(), " ")}
 	opt := func(v float64) *float64 {
 		if math.IsNaN(v) {
 			return nil
@@ -495,14 +496,13 @@ func cmdTriage(ctx context.Context, e env) error {
 		req.Context.Injury = &t
 	}
 	req.Context.NurseAcuity = tf.nurse
-	q, problems := req.query()
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintln(e.stderr, "triage:", p)
+	if p := req.Problems(); len(p) > 0 {
+		for _, line := range pipeline.ProblemList(p) {
+			fmt.Fprintln(e.stderr, "triage:", line)
 		}
 		return errUsage
 	}
-	a := as.Assess(q)
+	a := as.Assess(req.ClinicalQuery())
 	if *asJSON {
 		return writeJSON(e.stdout, a)
 	}
@@ -539,86 +539,16 @@ func newestVersion(dir string) (string, error) {
 	return filepath.Join(dir, best), nil
 }
 
-// inferenceRequest is the POST /api/v1/inference body (SPEC section 4).
-type inferenceRequest struct {
-	Query   string `json:"query"`
-	Patient struct {
-		ID  string   `json:"id,omitempty"`
-		Age *float64 `json:"age,omitempty"`
-		Sex string   `json:"sex,omitempty"`
-	} `json:"patient"`
-	Vitals struct {
-		clinical.Vitals
-		AVPU string `json:"avpu,omitempty"`
-	} `json:"vitals"`
-	Context struct {
-		ArrivalMode   string `json:"arrival_mode,omitempty"`
-		Injury        *bool  `json:"injury,omitempty"`
-		MedicalDomain string `json:"medical_domain,omitempty"`
-		NurseAcuity   int    `json:"nurse_acuity,omitempty"`
-	} `json:"context"`
-	Medications []string `json:"medications,omitempty"`
-	Options     struct {
-		Explain  bool  `json:"explain,omitempty"`
-		UseCache *bool `json:"use_cache,omitempty"`
-	} `json:"options"`
-}
-
-// query validates the request and converts it; problems name the field.
-func (r inferenceRequest) query() (clinical.Query, []string) {
-	var problems []string
-	if strings.TrimSpace(r.Query) == "" {
-		problems = append(problems, "query: must not be empty")
-	}
-	if len(r.Query) > 1<<20 {
-		problems = append(problems, "query: longer than 1 MiB")
-	}
-	switch r.Patient.Sex {
-	case "", clinical.SexFemale, clinical.SexMale, clinical.SexOther, clinical.SexUnknown:
-	default:
-		problems = append(problems, fmt.Sprintf("patient.sex: %q is not female, male, other or unknown", r.Patient.Sex))
-	}
-	if a := r.Patient.Age; a != nil && (*a < 0 || *a > 125 || math.IsNaN(*a)) {
-		problems = append(problems, fmt.Sprintf("patient.age: %g outside 0–125", *a))
-	}
-	switch r.Vitals.AVPU {
-	case "", clinical.AVPUAlert, clinical.AVPUVerbal, clinical.AVPUPain, clinical.AVPUUnresponsive:
-	default:
-		problems = append(problems, fmt.Sprintf("vitals.avpu: %q is not alert, verbal, pain or unresponsive", r.Vitals.AVPU))
-	}
-	switch r.Context.ArrivalMode {
-	case "", clinical.ArrivalWalkIn, clinical.ArrivalAmbulance, clinical.ArrivalPrivateVehicle, clinical.ArrivalOther:
-	default:
-		problems = append(problems, fmt.Sprintf("context.arrival_mode: %q is not walk-in, ambulance, private-vehicle or other", r.Context.ArrivalMode))
-	}
-	if n := r.Context.NurseAcuity; n != 0 && (n < 1 || n > 5) {
-		problems = append(problems, fmt.Sprintf("context.nurse_acuity: %d outside 1–5", n))
-	}
-	vp := r.Vitals.Problems()
-	fields := make([]string, 0, len(vp))
-	for f := range vp {
-		fields = append(fields, f)
-	}
-	sort.Strings(fields)
-	for _, f := range fields {
-		problems = append(problems, "vitals."+f+": "+vp[f])
-	}
-	q := clinical.Query{Text: r.Query, Age: r.Patient.Age, Sex: r.Patient.Sex, Vitals: r.Vitals.Vitals, AVPU: r.Vitals.AVPU,
-		Arrival: r.Context.ArrivalMode, Injury: r.Context.Injury, NurseAcuity: r.Context.NurseAcuity}
-	return q, problems
-}
-
 // triageJSONL answers one API request body per line.
 func triageJSONL(ctx context.Context, as *triage.Assessor, in io.Reader, out io.Writer) error {
 	return jsonLines(ctx, in, out, func(raw []byte) (any, []string) {
-		var req inferenceRequest
+		var req pipeline.Request
 		if err := decodeStrict(raw, &req); err != nil {
 			return nil, []string{err.Error()}
 		}
-		q, problems := req.query()
-		if len(problems) > 0 {
-			return nil, problems
+		if p := req.Problems(); len(p) > 0 {
+			return nil, pipeline.ProblemList(p)
 		}
-		return as.Assess(q), nil
+		return as.Assess(req.ClinicalQuery()), nil
 	})
 }

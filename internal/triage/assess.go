@@ -103,3 +103,33 @@ func (a *Assessor) assemble(q clinical.Query, p Prepared, probs []float64) Asses
 	}
 	return out
 }
+
+// ReasonRulesOnly is added when the model could not answer.
+const ReasonRulesOnly = "rules-only answer: the model did not answer"
+
+// RulesOnly is the answer without the model: the safety floor, the nurse's
+// level when given, and otherwise acuity 3 — a conservative default that
+// keeps an unassessed patient on the emergency side until someone looks.
+func (a *Assessor) RulesOnly(q clinical.Query, p Prepared) Assessment {
+	acuity := 3
+	if q.NurseAcuity >= 1 && q.NurseAcuity <= 5 {
+		acuity = q.NurseAcuity
+	}
+	acuity = min(acuity, p.Floor.Acuity)
+	m := a.art.Manifest
+	out := Assessment{
+		Acuity: acuity, Urgency: clinical.UrgencyOf(acuity), Probabilities: map[string]float64{},
+		SafetyFloor:    FloorReport{Acuity: p.Floor.Acuity, Reasons: p.Floor.Reasons, Rules: p.Floor.Rules},
+		Findings:       p.Analysis.Findings,
+		Vitals:         p.Vitals,
+		Scores:         p.Scores,
+		Domain:         p.Analysis.Domain,
+		ReviewRequired: true,
+		ReviewReasons:  []string{ReasonRulesOnly},
+		Model:          ModelRef{Name: m.Name, Version: m.Version, Family: m.Family},
+	}
+	if out.Findings == nil {
+		out.Findings = []clinical.Finding{}
+	}
+	return out
+}

@@ -1,0 +1,281 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"medserve/internal/clinical"
+	"medserve/internal/kb"
+	"medserve/internal/model"
+	"medserve/internal/triage"
+)
+
+// Predictor runs the triage model on one feature row. The batcher is one;
+// calling the model directly is another.
+type Predictor interface {
+	Predict(ctx context.Context, priority int, row model.Row) ([]float64, error)
+}
+
+// DirectPredictor calls the model in the caller's goroutine.
+type DirectPredictor struct{ Model model.Model }
+
+// Predict runs the model.
+func (d DirectPredictor) Predict(_ context.Context, _ int, row model.Row) ([]float64, error) {
+	return d.Model.Predict(row, make([]float64, d.Model.Classes())), nil
+}
+
+// Cache is the multi-level cache as the pipeline sees it.
+type Cache interface {
+	Do(ctx context.Context, key string, compute func(ctx context.Context) ([]byte, error)) (val []byte, level string, err error)
+}
+
+// Config tunes the pipeline.
+type Config struct {
+	// Deadline bounds the parallel tasks of one query (default 1 s); a task
+	// that misses it is dropped and the answer falls back to the rules.
+	Deadline time.Duration
+	// TopDifferential is the number of candidate conditions shown.
+	TopDifferential int
+}
+
+// Pipeline answers queries. It is safe for concurrent use.
+type Pipeline struct {
+	assessor *triage.Assessor
+	kb       *kb.KB
+	predict  Predictor
+	cache    Cache
+	cacheKey func(parts ...string) string
+	cfg      Config
+}
+
+// New builds a pipeline. cache and cacheKey may be nil (no caching).
+func New(as *triage.Assessor, k *kb.KB, p Predictor, cache Cache, cacheKey func(parts ...string) string, cfg Config) *Pipeline {
+	if cfg.Deadline <= 0 {
+		cfg.Deadline = time.Second
+	}
+	if cfg.TopDifferential <= 0 {
+		cfg.TopDifferential = 5
+	}
+	return &Pipeline{assessor: as, kb: k, predict: p, cache: cache, cacheKey: cacheKey, cfg: cfg}
+}
+
+// Model names the model version the pipeline serves.
+func (p *Pipeline) Model() triage.ModelRef {
+	m := p.assessor.Artifact().Manifest
+	return triage.ModelRef{Name: m.Name, Version: m.Version, Family: m.Family}
+}
+
+// Response is the POST /api/v1/inference answer (SPEC section 4).
+type Response struct {
+	RequestID string `json:"request_id"`
+	triage.Assessment
+	Differential       []kb.Candidate     `json:"differential"`
+	Interactions       []kb.Alert         `json:"interactions"`
+	UnknownMedications []string           `json:"unknown_medications,omitempty"`
+	Cache              CacheInfo          `json:"cache"`
+	TimingMS           map[string]float64 `json:"timing_ms"`
+}
+
+// CacheInfo says whether and where the answer was found in the cache.
+type CacheInfo struct {
+	Hit   bool   `json:"hit"`
+	Level string `json:"level"`
+}
+
+// ErrModel marks a failure of the model task that fell back to the rules.
+var ErrModel = errors.New("model task failed")
+
+// Infer answers one validated request. It always returns an answer: when
+// a task fails or misses the deadline the rules-only answer stands, with
+// review_required set and the reason given.
+func (p *Pipeline) Infer(ctx context.Context, req *Request) *Response {
+	start := time.Now()
+	resp := &Response{RequestID: newRequestID(), TimingMS: map[string]float64{}}
+	useCache := p.cache != nil && p.cacheKey != nil && (req.Options.UseCache == nil || *req.Options.UseCache)
+	if !useCache {
+		p.compute(ctx, req, resp)
+	} else {
+		key := p.cacheKey(p.cacheParts(req)...)
+		val, level, err := p.cache.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
+			p.compute(ctx, req, resp)
+			if resp.ReviewRequired && slices.ContainsFunc(resp.ReviewReasons, isFallbackReason) {
+				return nil, errNotCacheable // a degraded answer must not be served again
+			}
+			return json.Marshal(cachedAnswer{Assessment: resp.Assessment, Differential: resp.Differential, Interactions: resp.Interactions, Unknown: resp.UnknownMedications})
+		})
+		switch {
+		case resp.Acuity != 0:
+			// This request computed the answer itself.
+		case err == nil:
+			var ca cachedAnswer
+			if json.Unmarshal(val, &ca) == nil {
+				resp.Assessment, resp.Differential, resp.Interactions, resp.UnknownMedications = ca.Assessment, ca.Differential, ca.Interactions, ca.Unknown
+				resp.Cache = CacheInfo{Hit: true, Level: cmpOr(level, "l1")}
+			} else {
+				p.compute(ctx, req, resp)
+			}
+		default:
+			// A concurrent computation failed or was not cacheable:
+			// compute this request alone.
+			p.compute(ctx, req, resp)
+		}
+	}
+	resp.TimingMS["total"] = ms(time.Since(start))
+	return resp
+}
+
+var errNotCacheable = errors.New("answer not cacheable")
+
+type cachedAnswer struct {
+	Assessment   triage.Assessment `json:"a"`
+	Differential []kb.Candidate    `json:"d"`
+	Interactions []kb.Alert        `json:"i"`
+	Unknown      []string          `json:"u,omitempty"`
+}
+
+// cacheParts is everything that changes the answer (SPEC section 9): the
+// model version, the clinical content, the nurse's level. The patient id is
+// not part of it: the answer does not depend on who the patient is, and the
+// key is keyed-hashed anyway.
+func (p *Pipeline) cacheParts(req *Request) []string {
+	m := p.assessor.Artifact().Manifest
+	content := *req
+	content.Patient.ID = ""
+	content.Options = Options{}
+	b, _ := json.Marshal(content)
+	return []string{"inference/v1", m.Name, m.Version, string(b)}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func isFallbackReason(r string) bool { return strings.HasPrefix(r, "fallback:") }
+
+// compute runs the pipeline stages into resp.
+func (p *Pipeline) compute(ctx context.Context, req *Request, resp *Response) {
+	q := req.ClinicalQuery()
+	t0 := time.Now()
+	prep := p.assessor.Prepare(q)
+	resp.TimingMS["nlp"] = ms(time.Since(t0))
+
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Deadline)
+	defer cancel()
+
+	type modelResult struct {
+		probs []float64
+		err   error
+		dur   time.Duration
+	}
+	modelCh := make(chan modelResult, 1)
+	go func() {
+		t := time.Now()
+		probs, err := p.predict.Predict(ctx, priority(prep.Floor.Acuity), prep.Row)
+		modelCh <- modelResult{probs, err, time.Since(t)}
+	}()
+	diffCh := make(chan []kb.Candidate, 1)
+	go func() {
+		pt := kb.Patient{Age: q.Age, Sex: q.Sex}
+		if pt.Age == nil {
+			pt.Age = ageFromText(prep)
+		}
+		diffCh <- p.kb.Differential(prep.Analysis.Findings, pt, p.cfg.TopDifferential)
+	}()
+	interCh := make(chan kb.InteractionReport, 1)
+	go func() { interCh <- p.kb.CheckInteractions(req.Medications) }()
+
+	var reasons []string
+	var probs []float64
+	select {
+	case r := <-modelCh:
+		resp.TimingMS["model"] = ms(r.dur)
+		if r.err != nil {
+			reasons = append(reasons, fmt.Sprintf("fallback: model unavailable (%v); rules-only answer", r.err))
+		} else {
+			probs = r.probs
+		}
+	case <-ctx.Done():
+		reasons = append(reasons, "fallback: model missed the deadline; rules-only answer")
+	}
+	select {
+	case d := <-diffCh:
+		resp.Differential = d
+	case <-ctx.Done():
+		resp.Differential = []kb.Candidate{}
+		reasons = append(reasons, "fallback: differential missed the deadline")
+	}
+	select {
+	case ir := <-interCh:
+		resp.Interactions = ir.Interactions
+		resp.UnknownMedications = ir.Unknown
+	case <-ctx.Done():
+		resp.Interactions = []kb.Alert{}
+		reasons = append(reasons, "fallback: interaction check missed the deadline")
+	}
+
+	t1 := time.Now()
+	if probs != nil {
+		resp.Assessment = p.assessor.Finish(q, prep, probs)
+	} else {
+		resp.Assessment = p.assessor.RulesOnly(q, prep)
+	}
+	if len(reasons) > 0 {
+		resp.ReviewRequired = true
+		resp.ReviewReasons = append(resp.ReviewReasons, reasons...)
+	}
+	if len(resp.UnknownMedications) > 0 {
+		resp.ReviewRequired = true
+		resp.ReviewReasons = append(resp.ReviewReasons, "unknown medication not checked for interactions: "+strings.Join(resp.UnknownMedications, ", "))
+	}
+	for _, a := range resp.Interactions {
+		if a.Severity == "contraindicated" {
+			resp.ReviewRequired = true
+			resp.ReviewReasons = append(resp.ReviewReasons, "contraindicated drug combination: "+a.Drugs[0]+" + "+a.Drugs[1])
+			break
+		}
+	}
+	resp.TimingMS["synthesis"] = ms(time.Since(t1))
+}
+
+// priority maps the safety floor to a batcher priority: the most urgent
+// patients are computed first.
+func priority(floor int) int {
+	switch {
+	case floor <= 2:
+		return 0
+	case floor == 3:
+		return 1
+	}
+	return 2
+}
+
+func ageFromText(p triage.Prepared) *float64 {
+	for _, q := range p.Analysis.Quantities {
+		if q.Kind == clinical.KindAge {
+			v := q.Value
+			return &v
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// newRequestID makes a random 128-bit request id.
+func newRequestID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Sprintf("req-%d", time.Now().UnixNano())
+	}
+	return hex.EncodeToString(b[:])
+}

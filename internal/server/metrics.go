@@ -1,0 +1,82 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the server's Prometheus metrics, on a registry of their own
+// (no global default registry).
+type Metrics struct {
+	Registry    *prometheus.Registry
+	duration    *prometheus.HistogramVec
+	inflight    prometheus.Gauge
+	QueueTime   *prometheus.HistogramVec
+	ComputeTime *prometheus.HistogramVec
+	BatchSize   *prometheus.HistogramVec
+	Failures    *prometheus.CounterVec
+	CacheEvents *prometheus.CounterVec
+	ModelInfo   *prometheus.GaugeVec
+}
+
+// NewMetrics registers every metric, the Go runtime and process collectors.
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	lat := []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+	m := &Metrics{
+		Registry: r,
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "medserve_http_request_duration_seconds",
+			Help: "HTTP request duration by route and status.", Buckets: lat}, []string{"route", "status"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "medserve_http_in_flight_requests", Help: "Requests being served."}),
+		QueueTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "medserve_model_queue_seconds",
+			Help: "Time a request waited in the batcher queue.", Buckets: lat}, []string{"model"}),
+		ComputeTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "medserve_model_compute_seconds",
+			Help: "Time one batch took to compute.", Buckets: lat}, []string{"model"}),
+		BatchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "medserve_model_batch_size",
+			Help: "Requests per batch.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}, []string{"model"}),
+		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medserve_failures_total",
+			Help: "Failed or degraded requests by reason (rejected, cancelled, timeout, backend)."}, []string{"model", "reason"}),
+		CacheEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medserve_cache_events_total",
+			Help: "Cache hits, misses and evictions by level."}, []string{"level", "event"}),
+		ModelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medserve_model_info",
+			Help: "The model version being served (value 1)."}, []string{"model", "version", "family"}),
+	}
+	r.MustRegister(m.duration, m.inflight, m.QueueTime, m.ComputeTime, m.BatchSize, m.Failures, m.CacheEvents, m.ModelInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// instrument records duration and status under the route pattern (never
+// the raw path, which could carry identifiers).
+func (m *Metrics) instrument(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.inflight.Inc()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			m.inflight.Dec()
+			m.duration.WithLabelValues(route, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+		}()
+		h.ServeHTTP(rec, r)
+	})
+}

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+
+	"medserve/internal/clinical"
+	"medserve/internal/kb"
+	"medserve/internal/pipeline"
+	"medserve/internal/text"
+	"medserve/internal/triage"
+)
+
+// Deps are everything the server serves.
+type Deps struct {
+	Pipeline *pipeline.Pipeline
+	Text     *text.Engine
+	KB       *kb.KB
+	Triage   *triage.Artifact
+	Features triage.FeatureSpec
+	Metrics  *Metrics
+	// Ready reports readiness: true only once models are loaded and warmed.
+	Ready   *atomic.Bool
+	Version string
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	Deps
+	metrics *Metrics
+}
+
+// NewServer builds the HTTP handler.
+func NewServer(d Deps) http.Handler {
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics()
+	}
+	if d.Ready == nil {
+		d.Ready = new(atomic.Bool)
+	}
+	s := &Server{Deps: d, metrics: d.Metrics}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	return mux
+}
+
+func (s *Server) handleInference() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req pipeline.Request
+		if !decode(w, r, &req) {
+			return
+		}
+		if p := req.Problems(); len(p) > 0 {
+			writeProblem(w, r, http.StatusBadRequest, "invalid request", pipeline.ProblemList(p)...)
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Pipeline.Infer(r.Context(), &req))
+	})
+}
+
+type analyzeRequest struct {
+	Text    string   `json:"text"`
+	Targets []string `json:"targets,omitempty"`
+}
+
+func (s *Server) handleAnalyze() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req analyzeRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		if len(req.Targets) > 64 {
+			writeProblem(w, r, http.StatusBadRequest, "invalid request", "targets: more than 64")
+			return
+		}
+		a := s.Text.Analyze(req.Text, text.Options{Targets: req.Targets})
+		writeJSON(w, http.StatusOK, nonNilAnalysis(a))
+	})
+}
+
+func nonNilAnalysis(a text.Analysis) text.Analysis {
+	if a.Findings == nil {
+		a.Findings = []clinical.Finding{}
+	}
+	if a.Quantities == nil {
+		a.Quantities = []clinical.Quantity{}
+	}
+	if a.Implausible == nil {
+		a.Implausible = []clinical.Implausible{}
+	}
+	return a
+}
+
+type interactionsRequest struct {
+	Medications []string `json:"medications"`
+}
+
+func (s *Server) handleInteractions() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req interactionsRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		if req.Medications == nil {
+			writeProblem(w, r, http.StatusBadRequest, "invalid request", "medications: required")
+			return
+		}
+		if len(req.Medications) > 1000 {
+			writeProblem(w, r, http.StatusBadRequest, "invalid request", "medications: more than 1,000 entries")
+			return
+		}
+		writeJSON(w, http.StatusOK, s.KB.CheckInteractions(req.Medications))
+	})
+}
+
+// modelInfo is one model in GET /api/v1/models.
+type modelInfo struct {
+	Name     string            `json:"name"`
+	Version  string            `json:"version"`
+	Family   string            `json:"family"`
+	State    string            `json:"state"`
+	Gate     any               `json:"gate,omitempty"`
+	Features int               `json:"features"`
+	Policy   triage.Policy     `json:"policy"`
+	Files    map[string]string `json:"files"`
+}
+
+func (s *Server) handleModels() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m := s.Triage.Manifest
+		writeJSON(w, http.StatusOK, map[string]any{"models": []modelInfo{{
+			Name: m.Name, Version: m.Version, Family: m.Family, State: "production", Gate: m.Gate,
+			Features: s.Features.Dim(), Policy: m.Policy, Files: m.Files,
+		}}})
+	})
+}
+
+func (s *Server) handleLive() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"live": true})
+	})
+}
+
+func (s *Server) handleReady() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.Ready.Load() {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+	})
+}
+
+// mustJSON is for values that cannot fail to encode.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode %T: %v", v, err))
+	}
+	return b
+}
