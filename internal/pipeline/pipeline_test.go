@@ -1,0 +1,118 @@
+package pipeline
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"medserve"
+	"medserve/internal/kb"
+	"medserve/internal/model"
+	"medserve/internal/text"
+	"medserve/internal/triage"
+)
+
+var (
+	depsOnce sync.Once
+	depsErr  error
+	testAs   *triage.Assessor
+	testKB   *kb.KB
+	testArt  *triage.Artifact
+)
+
+func deps(t *testing.T) (*triage.Assessor, *kb.KB, *triage.Artifact) {
+	t.Helper()
+	depsOnce.Do(func() {
+		data, _ := fs.Sub(medserve.Data, "data")
+		eng, err := text.Load(data)
+		if err != nil {
+			depsErr = err
+			return
+		}
+		raw, _ := fs.ReadFile(data, "triage/safety-floor.tsv")
+		rules, err := triage.ParseRules(strings.NewReader(string(raw)), "floor")
+		if err != nil {
+			depsErr = err
+			return
+		}
+		feat := triage.NewFeaturizer(eng, rules)
+		if testKB, depsErr = kb.Load(data); depsErr != nil {
+			return
+		}
+		dir, _ := filepath.Abs("../../models/triage/1")
+		if _, err := os.Stat(dir); err != nil {
+			depsErr = err
+			return
+		}
+		if testArt, depsErr = triage.LoadArtifact(dir, feat.Spec()); depsErr != nil {
+			return
+		}
+		testAs = triage.NewAssessor(feat, testArt)
+	})
+	if depsErr != nil {
+		t.Fatal(depsErr)
+	}
+	return testAs, testKB, testArt
+}
+
+// stuck is a predictor that never answers before its context ends.
+type stuck struct{}
+
+func (stuck) Predict(ctx context.Context, _ int, _ model.Row) ([]float64, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestDeadlineFallsBackToRules(t *testing.T) {
+	as, k, _ := deps(t)
+	p := New(as, k, stuck{}, nil, nil, Config{Deadline: 20 * time.Millisecond})
+	sbp := 85.0
+	req := &Request{Query: "chest pain", Vitals: Vitals{}, Context: Context{NurseAcuity: 4}}
+	req.Vitals.SBP = &sbp
+	resp := p.Infer(context.Background(), req)
+	if !resp.ReviewRequired || resp.Acuity > resp.SafetyFloor.Acuity || resp.Acuity != 2 {
+		t.Errorf("fallback answer: acuity %d floor %d review %v", resp.Acuity, resp.SafetyFloor.Acuity, resp.ReviewRequired)
+	}
+	if !slices.ContainsFunc(resp.ReviewReasons, func(r string) bool { return strings.Contains(r, "deadline") }) ||
+		!slices.Contains(resp.ReviewReasons, triage.ReasonRulesOnly) {
+		t.Errorf("reasons %v", resp.ReviewReasons)
+	}
+	// Without a floor or a nurse, the rules-only answer is the conservative 3.
+	resp = p.Infer(context.Background(), &Request{Query: "sore throat"})
+	if resp.Acuity != 3 || !resp.ReviewRequired {
+		t.Errorf("rules-only default: acuity %d", resp.Acuity)
+	}
+}
+
+func TestInferAnswer(t *testing.T) {
+	as, k, art := deps(t)
+	p := New(as, k, DirectPredictor{Model: art.Model}, nil, nil, Config{})
+	resp := p.Infer(context.Background(), &Request{Query: "crushing chest pain, sweaty", Medications: []string{"warfarin", "aspirin", "zzzq"}})
+	if resp.RequestID == "" || resp.Acuity < 1 || resp.Acuity > 5 || len(resp.Probabilities) != 5 {
+		t.Fatalf("response %+v", resp)
+	}
+	if len(resp.Interactions) == 0 || len(resp.UnknownMedications) != 1 || len(resp.Differential) == 0 {
+		t.Errorf("interactions %v unknown %v differential %d", resp.Interactions, resp.UnknownMedications, len(resp.Differential))
+	}
+	if resp.TimingMS["total"] <= 0 || resp.Model.Name != "triage" {
+		t.Errorf("timing %v model %+v", resp.TimingMS, resp.Model)
+	}
+}
+
+func TestRequestProblems(t *testing.T) {
+	bad := 140.0
+	r := &Request{Query: " ", Patient: Patient{Sex: "robot"}, Context: Context{NurseAcuity: 9, ArrivalMode: "horse"}}
+	r.Vitals.SpO2 = &bad
+	p := r.Problems()
+	for _, f := range []string{"query", "patient.sex", "context.nurse_acuity", "context.arrival_mode", "vitals.spo2"} {
+		if p[f] == "" {
+			t.Errorf("no problem reported for %s: %v", f, p)
+		}
+	}
+}
