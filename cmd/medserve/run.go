@@ -44,6 +44,7 @@ Usage:
   medserve eval negation --file PATH  score ConText on a NegEx-format annotated set
   medserve eval interactions          the interaction checker on CRESCENDDI and the high-priority list
   medserve eval differential          plumbing check of the differential on authored sets (not clinical)
+  medserve bench [--url URL] [--rate N] [--duration D] [--baseline]   load-test the inference API
   medserve lexicon                    lexicon and rule-set sizes, by type and source
   medserve kb                         knowledge-base sizes, by type, relation and source
 
@@ -80,6 +81,8 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 		return cmdTriage(ctx, e)
 	case "train":
 		return cmdTrain(ctx, e)
+	case "bench":
+		return cmdBench(ctx, e)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"medserve/internal/batcher"
 )
 
 // startServer runs the real program's serve on a loopback port and waits
@@ -25,7 +27,8 @@ func startServer(t *testing.T) (base string, stop func() error) {
 	var logs bytes.Buffer
 	go func() {
 		e := env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: &logs}
-		done <- serve(ctx, e, serveConfig{addr: ln.Addr().String(), dataDir: t.TempDir(), models: bundledModels, deadline: time.Second, shutdownGrace: 5 * time.Second}, ln)
+		done <- serve(ctx, e, serveConfig{addr: ln.Addr().String(), dataDir: t.TempDir(), models: bundledModels, deadline: time.Second, shutdownGrace: 5 * time.Second,
+			batch: batcher.Config{MaxBatchSize: 8, MaxQueueDelay: 100 * time.Microsecond}, cacheMB: 16}, ln)
 	}()
 	base = "http://" + ln.Addr().String()
 	deadline := time.Now().Add(20 * time.Second)
@@ -87,6 +90,19 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(string(body), "MRN-0042") {
 		t.Error("the patient identifier appears in the response")
+	}
+
+	// The same clinical content again (another patient id): a cache hit.
+	code, _, body2 := post(t, base+"/api/v1/inference", `{"query": "crushing chest pain radiating to left arm, sweaty",
+ "patient": {"id": "MRN-0043", "age": 58, "sex": "male"},
+ "vitals": {"sbp": 88, "dbp": 54, "hr": 118, "rr": 24, "temp_c": 37.1, "spo2": 93, "gcs": 15, "pain": 8, "avpu": "alert"},
+ "context": {"arrival_mode": "ambulance", "injury": false, "medical_domain": "emergency", "nurse_acuity": 3},
+ "medications": ["warfarin", "aspirin"], "options": {"explain": true, "use_cache": true}}`)
+	if code != http.StatusOK || !strings.Contains(string(body2), `"cache":{"hit":true,"level":"l1"}`) {
+		t.Errorf("second identical query: %d, cache %s", code, body2[bytes.Index(body2, []byte(`"cache"`)):][:40])
+	}
+	if !strings.Contains(string(body), `"cache":{"hit":false,"level":""}`) {
+		t.Error("first query must be a miss")
 	}
 
 	// Bad input: problem+json naming the fields.

@@ -10,7 +10,7 @@
 //
 // The queues are guarded by one mutex, not owned by a goroutine that others
 // talk to over channels. An owner goroutine would add a goroutine hand-off
-// (a scheduler wake-up, ~0.5–1 µs) to every Submit and would have to select
+// (a scheduler wake-up) to every Submit and would have to select
 // over a variable number of priority channels; with the mutex a Submit is a
 // short critical section (push, maybe one non-blocking wake-up) and the only
 // hand-offs left are the unavoidable ones: one to start a batch and one
@@ -54,19 +54,26 @@ var (
 
 // Defaults applied to zero Config fields.
 const (
-	DefaultMaxBatchSize   = 64
-	DefaultMaxQueueDelay  = 200 * time.Microsecond
-	DefaultPriorities     = 3
-	DefaultQueueSize      = 1024
-	DefaultTimeout        = time.Second
-	DefaultWorkers        = 1
-	rejectQueueFull       = "queue_full"
-	rejectTimeout         = "timeout"
-	rejectCancelled       = "cancelled"
-	rejectClosed          = "closed"
-	rejectBackend         = "backend"
-	initialBatchBufferCap = 64
+	DefaultMaxBatchSize  = 64
+	DefaultMaxQueueDelay = 200 * time.Microsecond
+	DefaultPriorities    = 3
+	DefaultQueueSize     = 1024
+	DefaultTimeout       = time.Second
+	DefaultWorkers       = 1
 )
+
+// Observer.Rejected reasons.
+const (
+	rejectQueueFull = "queue_full"
+	rejectTimeout   = "timeout"
+	rejectCancelled = "cancelled"
+	rejectClosed    = "closed"
+	rejectBackend   = "backend"
+)
+
+// initialBatchBufferCap caps the batch buffers preallocated per worker; a
+// huge MaxBatchSize then costs memory only if batches get that big.
+const initialBatchBufferCap = 64
 
 // Config tunes a Batcher; zero fields get the Default* values.
 type Config struct {

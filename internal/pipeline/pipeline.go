@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"medserve/internal/batcher"
+	"medserve/internal/cache"
 	"medserve/internal/clinical"
 	"medserve/internal/kb"
 	"medserve/internal/model"
@@ -81,6 +83,7 @@ type Response struct {
 	UnknownMedications []string           `json:"unknown_medications,omitempty"`
 	Cache              CacheInfo          `json:"cache"`
 	TimingMS           map[string]float64 `json:"timing_ms"`
+	overloaded         bool
 }
 
 // CacheInfo says whether and where the answer was found in the cache.
@@ -89,13 +92,14 @@ type CacheInfo struct {
 	Level string `json:"level"`
 }
 
-// ErrModel marks a failure of the model task that fell back to the rules.
-var ErrModel = errors.New("model task failed")
+// ErrOverloaded means the model's queue for this priority is full: the
+// server answers 503 with Retry-After rather than a degraded answer.
+var ErrOverloaded = errors.New("model queue full")
 
 // Infer answers one validated request. It always returns an answer: when
 // a task fails or misses the deadline the rules-only answer stands, with
 // review_required set and the reason given.
-func (p *Pipeline) Infer(ctx context.Context, req *Request) *Response {
+func (p *Pipeline) Infer(ctx context.Context, req *Request) (*Response, error) {
 	start := time.Now()
 	resp := &Response{RequestID: newRequestID(), TimingMS: map[string]float64{}}
 	useCache := p.cache != nil && p.cacheKey != nil && (req.Options.UseCache == nil || *req.Options.UseCache)
@@ -105,14 +109,17 @@ func (p *Pipeline) Infer(ctx context.Context, req *Request) *Response {
 		key := p.cacheKey(p.cacheParts(req)...)
 		val, level, err := p.cache.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
 			p.compute(ctx, req, resp)
+			if resp.overloaded {
+				return nil, ErrOverloaded
+			}
 			if resp.ReviewRequired && slices.ContainsFunc(resp.ReviewReasons, isFallbackReason) {
 				return nil, errNotCacheable // a degraded answer must not be served again
 			}
 			return json.Marshal(cachedAnswer{Assessment: resp.Assessment, Differential: resp.Differential, Interactions: resp.Interactions, Unknown: resp.UnknownMedications})
 		})
 		switch {
-		case resp.Acuity != 0:
-			// This request computed the answer itself.
+		case resp.Acuity != 0 || resp.overloaded:
+			// This request computed the answer itself (or was refused).
 		case err == nil:
 			var ca cachedAnswer
 			if json.Unmarshal(val, &ca) == nil {
@@ -127,8 +134,11 @@ func (p *Pipeline) Infer(ctx context.Context, req *Request) *Response {
 			p.compute(ctx, req, resp)
 		}
 	}
+	if resp.overloaded {
+		return nil, ErrOverloaded
+	}
 	resp.TimingMS["total"] = ms(time.Since(start))
-	return resp
+	return resp, nil
 }
 
 var errNotCacheable = errors.New("answer not cacheable")
@@ -199,6 +209,10 @@ func (p *Pipeline) compute(ctx context.Context, req *Request, resp *Response) {
 	select {
 	case r := <-modelCh:
 		resp.TimingMS["model"] = ms(r.dur)
+		if errors.Is(r.err, batcher.ErrQueueFull) {
+			resp.overloaded = true
+			return
+		}
 		if r.err != nil {
 			reasons = append(reasons, fmt.Sprintf("fallback: model unavailable (%v); rules-only answer", r.err))
 		} else {
@@ -278,4 +292,51 @@ func newRequestID() string {
 		return fmt.Sprintf("req-%d", time.Now().UnixNano())
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// BatchedPredictor sends rows through the dynamic batcher.
+type BatchedPredictor struct {
+	b *batcher.Batcher[model.Row, []float64]
+}
+
+// NewBatchedPredictor runs m in batches formed by a dynamic batcher.
+func NewBatchedPredictor(m model.Model, cfg batcher.Config, obs batcher.Observer) (*BatchedPredictor, error) {
+	run := func(_ context.Context, in []model.Row) ([][]float64, error) {
+		out := make([][]float64, len(in))
+		flat := make([]float64, len(in)*m.Classes())
+		for i := range in {
+			out[i] = m.Predict(in[i], flat[i*m.Classes():(i+1)*m.Classes()])
+		}
+		return out, nil
+	}
+	b, err := batcher.New(cfg, run, obs)
+	if err != nil {
+		return nil, fmt.Errorf("batcher: %w", err)
+	}
+	return &BatchedPredictor{b: b}, nil
+}
+
+// Predict queues the row at a priority and waits for its probabilities.
+func (p *BatchedPredictor) Predict(ctx context.Context, priority int, row model.Row) ([]float64, error) {
+	return p.b.Submit(ctx, priority, row)
+}
+
+// Close drains the queue.
+func (p *BatchedPredictor) Close() { p.b.Close() }
+
+// L1Cache adapts the in-process cache to the pipeline: answers are stored
+// in one cache class.
+type L1Cache struct {
+	L1    *cache.L1
+	Class cache.Class
+}
+
+// Do returns the cached answer, or computes it once for all concurrent
+// callers of the same key; level is "l1" on a hit, "" when computed.
+func (c L1Cache) Do(ctx context.Context, key string, compute func(ctx context.Context) ([]byte, error)) ([]byte, string, error) {
+	v, hit, err := c.L1.Do(ctx, key, c.Class, compute)
+	if hit {
+		return v, c.L1.Name(), err
+	}
+	return v, "", err
 }

@@ -75,7 +75,7 @@ func TestDeadlineFallsBackToRules(t *testing.T) {
 	sbp := 85.0
 	req := &Request{Query: "chest pain", Vitals: Vitals{}, Context: Context{NurseAcuity: 4}}
 	req.Vitals.SBP = &sbp
-	resp := p.Infer(context.Background(), req)
+	resp, _ := p.Infer(context.Background(), req)
 	if !resp.ReviewRequired || resp.Acuity > resp.SafetyFloor.Acuity || resp.Acuity != 2 {
 		t.Errorf("fallback answer: acuity %d floor %d review %v", resp.Acuity, resp.SafetyFloor.Acuity, resp.ReviewRequired)
 	}
@@ -84,7 +84,7 @@ func TestDeadlineFallsBackToRules(t *testing.T) {
 		t.Errorf("reasons %v", resp.ReviewReasons)
 	}
 	// Without a floor or a nurse, the rules-only answer is the conservative 3.
-	resp = p.Infer(context.Background(), &Request{Query: "sore throat"})
+	resp, _ = p.Infer(context.Background(), &Request{Query: "sore throat"})
 	if resp.Acuity != 3 || !resp.ReviewRequired {
 		t.Errorf("rules-only default: acuity %d", resp.Acuity)
 	}
@@ -93,7 +93,10 @@ func TestDeadlineFallsBackToRules(t *testing.T) {
 func TestInferAnswer(t *testing.T) {
 	as, k, art := deps(t)
 	p := New(as, k, DirectPredictor{Model: art.Model}, nil, nil, Config{})
-	resp := p.Infer(context.Background(), &Request{Query: "crushing chest pain, sweaty", Medications: []string{"warfarin", "aspirin", "zzzq"}})
+	resp, err := p.Infer(context.Background(), &Request{Query: "crushing chest pain, sweaty", Medications: []string{"warfarin", "aspirin", "zzzq"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if resp.RequestID == "" || resp.Acuity < 1 || resp.Acuity > 5 || len(resp.Probabilities) != 5 {
 		t.Fatalf("response %+v", resp)
 	}

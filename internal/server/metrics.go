@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"medserve/internal/batcher"
 )
 
 // Metrics are the server's Prometheus metrics, on a registry of their own
@@ -80,3 +81,36 @@ func (m *Metrics) instrument(route string, h http.Handler) http.Handler {
 		h.ServeHTTP(rec, r)
 	})
 }
+
+// batchObserver feeds the batcher's measurements into the metrics.
+type batchObserver struct {
+	m     *Metrics
+	model string
+}
+
+// BatcherObserver returns the batcher observer for one model.
+func (m *Metrics) BatcherObserver(model string) batcher.Observer { return batchObserver{m, model} }
+
+func (o batchObserver) QueueTime(d time.Duration) {
+	o.m.QueueTime.WithLabelValues(o.model).Observe(d.Seconds())
+}
+func (o batchObserver) ComputeTime(d time.Duration) {
+	o.m.ComputeTime.WithLabelValues(o.model).Observe(d.Seconds())
+}
+func (o batchObserver) BatchSize(n int)        { o.m.BatchSize.WithLabelValues(o.model).Observe(float64(n)) }
+func (o batchObserver) Rejected(reason string) { o.m.Failures.WithLabelValues(o.model, reason).Inc() }
+
+// cacheObserver counts cache events by level (never by key).
+type cacheObserver struct{ m *Metrics }
+
+// CacheObserver returns the observer for the answer cache.
+func (m *Metrics) CacheObserver() cacheObserver { return cacheObserver{m} }
+
+// Hit counts a hit.
+func (o cacheObserver) Hit(level string) { o.m.CacheEvents.WithLabelValues(level, "hit").Inc() }
+
+// Miss counts a miss.
+func (o cacheObserver) Miss(level string) { o.m.CacheEvents.WithLabelValues(level, "miss").Inc() }
+
+// Evict counts an eviction.
+func (o cacheObserver) Evict(level string) { o.m.CacheEvents.WithLabelValues(level, "evict").Inc() }

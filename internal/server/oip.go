@@ -143,7 +143,12 @@ func (s *Server) handleV2Infer() http.Handler {
 					v2Error(w, http.StatusBadRequest, "query[%d]: %v", i, pipeline.ProblemList(p))
 					return
 				}
-				out := s.Pipeline.Infer(r.Context(), &vr)
+				out, err := s.Pipeline.Infer(r.Context(), &vr)
+				if err != nil {
+					w.Header().Set("Retry-After", "1")
+					v2Error(w, http.StatusServiceUnavailable, "query[%d]: %v", i, err)
+					return
+				}
 				assessments[i] = string(mustJSON(out))
 				for k := 1; k <= 5; k++ {
 					probs = append(probs, float32(out.Probabilities[fmt.Sprint(k)]))

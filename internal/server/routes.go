@@ -15,6 +15,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	handle("GET /health/live", "/health/live", s.handleLive())
 	handle("GET /health/ready", "/health/ready", s.handleReady())
 	handle("GET /metrics", "/metrics", s.metrics.Handler())
+	handle("GET /openapi.json", "/openapi.json", s.handleOpenAPI())
 
 	// Open Inference Protocol (KServe V2 REST).
 	handle("GET /v2", "/v2", s.handleV2Server())

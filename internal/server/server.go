@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync/atomic"
@@ -56,7 +57,14 @@ func (s *Server) handleInference() http.Handler {
 			writeProblem(w, r, http.StatusBadRequest, "invalid request", pipeline.ProblemList(p)...)
 			return
 		}
-		writeJSON(w, http.StatusOK, s.Pipeline.Infer(r.Context(), &req))
+		resp, err := s.Pipeline.Infer(r.Context(), &req)
+		if errors.Is(err, pipeline.ErrOverloaded) {
+			s.metrics.Failures.WithLabelValues("triage", "rejected").Inc()
+			w.Header().Set("Retry-After", "1")
+			writeProblem(w, r, http.StatusServiceUnavailable, "the model's queue is full; retry shortly")
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
 	})
 }
 

@@ -1,0 +1,534 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"medserve"
+	"medserve/internal/clinical"
+	"medserve/internal/kb"
+	"medserve/internal/pipeline"
+	"medserve/internal/text"
+	"medserve/internal/triage"
+)
+
+// loadOpenAPI parses and validates the embedded document. kin-openapi
+// recognises "openapi: 3.1.x" by itself: Validate then applies the 3.1
+// rules, and openapi3filter validates values with its JSON Schema 2020-12
+// validator (EnableJSONSchema2020) for every schema that uses a 2020-12
+// keyword (const, contentSchema …), the OpenAPI 3.0 validator otherwise.
+func loadOpenAPI(t *testing.T) (*openapi3.T, routers.Router) {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(openAPIDoc)
+	if err != nil {
+		t.Fatalf("load openapi.json: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.json is not a valid OpenAPI document: %v", err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatalf("router: %v", err)
+	}
+	return doc, router
+}
+
+func TestOpenAPIDocument(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	if doc.OpenAPI != "3.1.0" || !doc.IsOpenAPI31OrLater() {
+		t.Errorf("openapi = %q, want 3.1.0", doc.OpenAPI)
+	}
+	if doc.Info == nil || doc.Info.Title != "medserve" || doc.Info.Version == "" {
+		t.Errorf("info = %+v", doc.Info)
+	}
+	if len(doc.Servers) != 1 || doc.Servers[0].URL != "/" {
+		t.Errorf("servers = %v, want one, url /", doc.Servers)
+	}
+	for _, name := range []string{"InferenceRequest", "InferenceResponse", "Finding", "Vitals", "Scores", "SafetyFloor",
+		"Candidate", "InteractionAlert", "InteractionReport", "Analysis", "Problem", "V2ServerMetadata", "V2ModelMetadata",
+		"V2InferRequest", "V2InferResponse", "Live", "Ready", "ModelList"} {
+		if doc.Components.Schemas[name] == nil {
+			t.Errorf("components.schemas.%s missing", name)
+		}
+	}
+}
+
+// routePattern matches the handle("METHOD /path", …) lines of routes.go.
+var routePattern = regexp.MustCompile(`handle\("([A-Z]+) (/[^"]*)"`)
+
+// TestOpenAPICoversRoutes checks that routes.go and the document name the
+// same operations, and that every {param} of a path is declared.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	src, err := os.ReadFile("routes.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := map[string]bool{}
+	for _, m := range routePattern.FindAllStringSubmatch(string(src), -1) {
+		routes[m[1]+" "+m[2]] = true
+	}
+	if len(routes) < 10 {
+		t.Fatalf("found only %d routes in routes.go: has its form changed?", len(routes))
+	}
+	documented := map[string]bool{}
+	paramName := regexp.MustCompile(`\{([^{}]+)\}`)
+	for path, item := range doc.Paths.Map() {
+		var want []string
+		for _, m := range paramName.FindAllStringSubmatch(path, -1) {
+			want = append(want, m[1])
+		}
+		sort.Strings(want)
+		for method, op := range item.Operations() {
+			documented[method+" "+path] = true
+			var got []string
+			for _, p := range append(slices.Clone(item.Parameters), op.Parameters...) {
+				if p.Value != nil && p.Value.In == openapi3.ParameterInPath {
+					got = append(got, p.Value.Name)
+				}
+			}
+			sort.Strings(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s %s: path parameters %v, want %v", method, path, got, want)
+			}
+		}
+	}
+	for r := range routes {
+		if !documented[r] {
+			t.Errorf("route %s (routes.go) is not in openapi.json", r)
+		}
+	}
+	for d := range documented {
+		if !routes[d] {
+			t.Errorf("openapi.json documents %s, which routes.go does not serve", d)
+		}
+	}
+}
+
+// TestOpenAPIConstraints ties the schema constraints to the code's limits
+// and enumerations, so that neither drifts alone.
+func TestOpenAPIConstraints(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	schema := func(name string) *openapi3.Schema { return doc.Components.Schemas[name].Value }
+	prop := func(s *openapi3.Schema, name string) *openapi3.Schema {
+		t.Helper()
+		p := s.Properties[name]
+		if p == nil || p.Value == nil {
+			t.Fatalf("property %s missing", name)
+		}
+		return p.Value
+	}
+	for _, vs := range []string{"Vitals", "VitalsInput"} {
+		for _, f := range []string{"sbp", "dbp", "hr", "rr", "temp_c", "spo2", "gcs", "pain"} {
+			p := prop(schema(vs), f)
+			lo, hi := clinical.VitalLimits(f)
+			if p.Min == nil || p.Max == nil || *p.Min != lo || *p.Max != hi {
+				t.Errorf("%s.%s: limits %v–%v, want %g–%g", vs, f, p.Min, p.Max, lo, hi)
+			}
+		}
+	}
+	enum := func(s *openapi3.Schema, want ...string) {
+		t.Helper()
+		var got []string
+		for _, v := range s.Enum {
+			got = append(got, fmt.Sprint(v))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("enum %v, want %v", got, want)
+		}
+	}
+	enum(prop(schema("Patient"), "sex"), clinical.SexFemale, clinical.SexMale, clinical.SexOther, clinical.SexUnknown)
+	enum(prop(schema("VitalsInput"), "avpu"), clinical.AVPUAlert, clinical.AVPUVerbal, clinical.AVPUPain, clinical.AVPUUnresponsive)
+	enum(prop(schema("Context"), "arrival_mode"), clinical.ArrivalWalkIn, clinical.ArrivalAmbulance, clinical.ArrivalPrivateVehicle, clinical.ArrivalOther)
+	enum(schema("Urgency"), string(clinical.Critical), string(clinical.High), string(clinical.Medium), string(clinical.Low))
+	enum(schema("Domain"), string(clinical.Cardiology), string(clinical.Neurology), string(clinical.Oncology), string(clinical.Emergency), string(clinical.General))
+	if na := prop(schema("Context"), "nurse_acuity"); na.Min == nil || na.Max == nil || *na.Min != 1 || *na.Max != 5 {
+		t.Errorf("nurse_acuity: limits %v–%v, want 1–5", na.Min, na.Max)
+	}
+	for _, name := range []string{"InferenceRequest", "Patient", "VitalsInput", "Context", "Options", "AnalyzeRequest", "InteractionsRequest",
+		"V2InferRequest", "V2QueryTensor", "V2FeaturesTensor"} {
+		if ap := schema(name).AdditionalProperties.Has; ap == nil || *ap {
+			t.Errorf("%s: request schemas must set additionalProperties: false (the server rejects unknown fields)", name)
+		}
+	}
+}
+
+var (
+	depsOnce sync.Once
+	depsErr  error
+	testDeps Deps
+)
+
+// loadDeps builds the real engine, knowledge base and bundled model, as
+// cmd/medserve does.
+func loadDeps(t *testing.T) Deps {
+	t.Helper()
+	depsOnce.Do(func() {
+		data, err := fs.Sub(medserve.Data, "data")
+		if err != nil {
+			depsErr = err
+			return
+		}
+		eng, err := text.Load(data)
+		if err != nil {
+			depsErr = err
+			return
+		}
+		raw, err := fs.ReadFile(data, "triage/safety-floor.tsv")
+		if err != nil {
+			depsErr = err
+			return
+		}
+		rules, err := triage.ParseRules(bytes.NewReader(raw), "floor")
+		if err != nil {
+			depsErr = err
+			return
+		}
+		feat := triage.NewFeaturizer(eng, rules)
+		k, err := kb.Load(data)
+		if err != nil {
+			depsErr = err
+			return
+		}
+		dir, _ := filepath.Abs("../../models/triage/1")
+		art, err := triage.LoadArtifact(dir, feat.Spec())
+		if err != nil {
+			depsErr = err
+			return
+		}
+		as := triage.NewAssessor(feat, art)
+		pipe := pipeline.New(as, k, pipeline.DirectPredictor{Model: art.Model}, nil, nil, pipeline.Config{})
+		testDeps = Deps{Pipeline: pipe, Text: eng, KB: k, Triage: art, Features: feat.Spec(), Metrics: NewMetrics(), Version: "test"}
+	})
+	if depsErr != nil {
+		t.Fatal(depsErr)
+	}
+	d := testDeps
+	d.Ready = new(atomic.Bool)
+	d.Ready.Store(true)
+	return d
+}
+
+// apiCase is one real request. docValid says whether the document accepts
+// the request; it is true for a request the server refuses for a reason the
+// document cannot express (an unknown model name, a body over 1 MiB, a
+// feature width the model metadata names).
+type apiCase struct {
+	name     string
+	method   string
+	path     string
+	body     []byte
+	status   int
+	docValid bool
+}
+
+func jsonBody(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestOpenAPIRealResponses sends real requests to an in-process server and
+// validates every request and response against the document.
+func TestOpenAPIRealResponses(t *testing.T) {
+	doc, router := loadOpenAPI(t)
+	deps := loadDeps(t)
+	s := &Server{Deps: deps, metrics: deps.Metrics}
+	mux := http.NewServeMux()
+	mux.Handle("GET /openapi.json", s.handleOpenAPI())
+	mux.Handle("/", NewServer(deps))
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+
+	specExample := map[string]any{
+		"query":       "crushing chest pain radiating to left arm, sweaty",
+		"patient":     map[string]any{"id": "MRN-0042", "age": 58, "sex": "male"},
+		"vitals":      map[string]any{"sbp": 88, "dbp": 54, "hr": 118, "rr": 24, "temp_c": 37.1, "spo2": 93, "gcs": 15, "pain": 8, "avpu": "alert"},
+		"context":     map[string]any{"arrival_mode": "ambulance", "injury": false, "medical_domain": "emergency", "nurse_acuity": 3},
+		"medications": []string{"warfarin", "aspirin"},
+		"options":     map[string]any{"explain": true, "use_cache": true},
+	}
+	secondReader := map[string]any{
+		"query":       "fever and confusion, no cough, history of asthma, takes 20 mg simvastatin daily, mother had diabetes",
+		"patient":     map[string]any{"age": 81, "sex": "female"},
+		"vitals":      map[string]any{"spo2": 88, "rr": 30, "temp_c": 39.2, "avpu": "verbal"},
+		"context":     map[string]any{"arrival_mode": "walk-in", "nurse_acuity": 5},
+		"medications": []string{"simvastatin", "clarithromycin", "zzqx-not-a-drug", "Zocor"},
+	}
+	oversized := []byte(`{"query":"` + strings.Repeat("a", maxBody) + `"}`)
+	dim := deps.Features.Dim()
+	zeros := func(n int) []float32 { return make([]float32, n) }
+	nonZero := zeros(2 * dim)
+	nonZero[dim+3], nonZero[dim+dim-1] = 1, 0.5
+	queryTensor := func(reqs ...any) map[string]any {
+		var data []string
+		for _, r := range reqs {
+			data = append(data, string(jsonBody(r)))
+		}
+		return map[string]any{"name": "query", "shape": []int{len(data)}, "datatype": "BYTES", "data": data}
+	}
+	featureTensor := func(n int, data []float32) map[string]any {
+		return map[string]any{"name": "features", "shape": []int{n, dim}, "datatype": "FP32", "data": data}
+	}
+	infer := func(inputs ...any) []byte { return jsonBody(map[string]any{"id": "r-1", "inputs": inputs}) }
+
+	cases := []apiCase{
+		{"inference spec example", "POST", "/api/v1/inference", jsonBody(specExample), 200, true},
+		{"inference minimal", "POST", "/api/v1/inference", []byte(`{"query":"headache"}`), 200, true},
+		{"inference second reader", "POST", "/api/v1/inference", jsonBody(secondReader), 200, true},
+		{"inference unknown field", "POST", "/api/v1/inference", []byte(`{"query":"headache","colour":"red"}`), 400, false},
+		{"inference nested unknown field", "POST", "/api/v1/inference", []byte(`{"query":"headache","vitals":{"bp":120}}`), 400, false},
+		{"inference spo2 out of range", "POST", "/api/v1/inference", []byte(`{"query":"headache","vitals":{"spo2":150}}`), 400, false},
+		{"inference temp out of range", "POST", "/api/v1/inference", []byte(`{"query":"headache","vitals":{"temp_c":50}}`), 400, false},
+		{"inference bad enums", "POST", "/api/v1/inference", []byte(`{"query":"headache","patient":{"sex":"x"},"vitals":{"avpu":"asleep"},"context":{"arrival_mode":"horse"}}`), 400, false},
+		{"inference nurse acuity 6", "POST", "/api/v1/inference", []byte(`{"query":"headache","context":{"nurse_acuity":6}}`), 400, false},
+		{"inference blank query", "POST", "/api/v1/inference", []byte(`{"query":"   "}`), 400, false},
+		{"inference missing query", "POST", "/api/v1/inference", []byte(`{}`), 400, false},
+		{"inference wrong type", "POST", "/api/v1/inference", []byte(`{"query":5}`), 400, false},
+		{"inference malformed", "POST", "/api/v1/inference", []byte(`{"query":`), 400, false},
+		// Not JSON but two JSON values: kin-openapi decodes only the first.
+		{"inference two values", "POST", "/api/v1/inference", []byte(`{"query":"a"}{"query":"b"}`), 400, true},
+		{"inference too large", "POST", "/api/v1/inference", oversized, 413, true},
+		{"clinical", "POST", "/api/v1/clinical", jsonBody(specExample), 200, true},
+		{"clinical invalid", "POST", "/api/v1/clinical", []byte(`{"query":"headache","patient":{"age":200}}`), 400, false},
+		{"clinical too large", "POST", "/api/v1/clinical", oversized, 413, true},
+		{"analyze", "POST", "/api/v1/analyze", jsonBody(map[string]any{"text": "58 yo man, chest pain for 2 days, no fever, BP 88/54, HR 250 bpm, temp 60 C, took aspirin 300 mg", "targets": []string{"chest pain", "fever"}}), 200, true},
+		{"analyze empty", "POST", "/api/v1/analyze", []byte(`{}`), 200, true},
+		{"analyze unknown field", "POST", "/api/v1/analyze", []byte(`{"text":"x","lang":"en"}`), 400, false},
+		{"analyze too many targets", "POST", "/api/v1/analyze", jsonBody(map[string]any{"text": "x", "targets": make([]string, 65)}), 400, false},
+		{"analyze too large", "POST", "/api/v1/analyze", []byte(`{"text":"` + strings.Repeat("a", maxBody) + `"}`), 413, true},
+		{"interactions", "POST", "/api/v1/interactions", jsonBody(map[string]any{"medications": []string{"warfarin", "aspirin", "Coumadin", "simvastatin", "clarithromycin", "sildenafil", "nitroglycerin", "warfrin", "zzqx-not-a-drug"}}), 200, true},
+		{"interactions empty", "POST", "/api/v1/interactions", []byte(`{"medications":[]}`), 200, true},
+		{"interactions missing", "POST", "/api/v1/interactions", []byte(`{}`), 400, false},
+		{"interactions unknown field", "POST", "/api/v1/interactions", []byte(`{"medications":[],"dose":1}`), 400, false},
+		{"interactions too large", "POST", "/api/v1/interactions", []byte(`{"medications":["` + strings.Repeat("a", maxBody) + `"]}`), 413, true},
+		{"models", "GET", "/api/v1/models", nil, 200, true},
+		{"live", "GET", "/health/live", nil, 200, true},
+		{"ready", "GET", "/health/ready", nil, 200, true},
+		{"metrics", "GET", "/metrics", nil, 200, true},
+		{"openapi", "GET", "/openapi.json", nil, 200, true},
+
+		{"v2 server", "GET", "/v2", nil, 200, true},
+		{"v2 live", "GET", "/v2/health/live", nil, 200, true},
+		{"v2 ready", "GET", "/v2/health/ready", nil, 200, true},
+		{"v2 model", "GET", "/v2/models/triage", nil, 200, true},
+		{"v2 model version", "GET", "/v2/models/triage/versions/1", nil, 200, true},
+		{"v2 model unknown", "GET", "/v2/models/nope", nil, 404, true},
+		{"v2 model version unknown", "GET", "/v2/models/triage/versions/9", nil, 404, true},
+		{"v2 model ready", "GET", "/v2/models/triage/ready", nil, 200, true},
+		{"v2 model version ready", "GET", "/v2/models/triage/versions/1/ready", nil, 200, true},
+		{"v2 model ready unknown", "GET", "/v2/models/nope/ready", nil, 404, true},
+		{"v2 model version ready unknown", "GET", "/v2/models/nope/versions/1/ready", nil, 404, true},
+		{"v2 infer query", "POST", "/v2/models/triage/infer", infer(queryTensor(specExample, secondReader, map[string]any{"query": "sore throat"})), 200, true},
+		{"v2 infer features", "POST", "/v2/models/triage/infer", infer(featureTensor(1, zeros(dim))), 200, true},
+		{"v2 infer features two rows", "POST", "/v2/models/triage/versions/1/infer", infer(featureTensor(2, nonZero)), 200, true},
+		{"v2 infer version query", "POST", "/v2/models/triage/versions/1/infer", infer(queryTensor(map[string]any{"query": "chest pain", "vitals": map[string]any{"sbp": 80}})), 200, true},
+		{"v2 infer unknown model", "POST", "/v2/models/nope/infer", infer(featureTensor(1, zeros(dim))), 404, true},
+		{"v2 infer unknown version", "POST", "/v2/models/triage/versions/2/infer", infer(featureTensor(1, zeros(dim))), 404, true},
+		{"v2 infer two inputs", "POST", "/v2/models/triage/infer", infer(featureTensor(1, zeros(dim)), queryTensor(specExample)), 400, false},
+		{"v2 infer no inputs", "POST", "/v2/models/triage/infer", []byte(`{"inputs":[]}`), 400, false},
+		{"v2 infer unknown tensor", "POST", "/v2/models/triage/infer", infer(map[string]any{"name": "pixels", "shape": []int{1}, "datatype": "FP32", "data": []float32{0}}), 400, false},
+		{"v2 infer wrong datatype", "POST", "/v2/models/triage/versions/1/infer", infer(map[string]any{"name": "features", "shape": []int{1, dim}, "datatype": "FP64", "data": zeros(dim)}), 400, false},
+		{"v2 infer unknown field", "POST", "/v2/models/triage/infer", []byte(`{"inputs":[{"name":"query","shape":[1],"datatype":"BYTES","data":["{}"]}],"priority":1}`), 400, false},
+		{"v2 infer bad query element", "POST", "/v2/models/triage/infer", infer(queryTensor(map[string]any{"query": "x", "vitals": map[string]any{"hr": 400}})), 400, false},
+		{"v2 infer query unknown field", "POST", "/v2/models/triage/infer", infer(queryTensor(map[string]any{"query": "x", "colour": "red"})), 400, false},
+		{"v2 infer query shape mismatch", "POST", "/v2/models/triage/infer", infer(map[string]any{"name": "query", "shape": []int{3}, "datatype": "BYTES", "data": []string{`{"query":"x"}`}}), 400, true},
+		{"v2 infer features wrong width", "POST", "/v2/models/triage/infer", infer(featureTensor(1, zeros(dim-1))), 400, true},
+		{"v2 infer version features wrong width", "POST", "/v2/models/triage/versions/1/infer", infer(map[string]any{"name": "features", "shape": []int{1, 7}, "datatype": "FP32", "data": zeros(7)}), 400, true},
+	}
+	notReady := []apiCase{
+		{"ready (not ready)", "GET", "/health/ready", nil, 503, true},
+		{"v2 ready (not ready)", "GET", "/v2/health/ready", nil, 503, true},
+		{"v2 model ready (not ready)", "GET", "/v2/models/triage/ready", nil, 503, true},
+		{"v2 model version ready (not ready)", "GET", "/v2/models/triage/versions/1/ready", nil, 503, true},
+	}
+
+	seen := map[string]bool{} // "METHOD path status" of the document
+	ran := 0
+	run := func(c apiCase) {
+		t.Run(c.name, func(t *testing.T) {
+			key, body := checkCase(t, doc, router, ts, c)
+			seen[key] = true
+			ran++
+			switch {
+			case c.name == "openapi" && !bytes.Equal(body, openAPIDoc):
+				t.Errorf("GET /openapi.json does not serve the embedded document")
+			case c.name == "metrics" && !bytes.Contains(body, []byte("medserve_http_request_duration_seconds")):
+				t.Errorf("metrics lack medserve_http_request_duration_seconds")
+			}
+		})
+	}
+	for _, c := range cases {
+		run(c)
+	}
+	deps.Ready.Store(false)
+	for _, c := range notReady {
+		run(c)
+	}
+
+	// Every documented operation and status must have been seen for real
+	// (unless -run left cases out).
+	if ran < len(cases)+len(notReady) {
+		t.Logf("%d of %d cases ran: documented statuses not checked", ran, len(cases)+len(notReady))
+		return
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for status := range op.Responses.Map() {
+				if k := method + " " + path + " " + status; !seen[k] {
+					t.Errorf("no case exercises %s", k)
+				}
+			}
+		}
+	}
+}
+
+// checkCase sends one request, checks its status and validates the request
+// and the response against the document. It returns the document operation
+// and status it exercised, and the response body.
+func checkCase(t *testing.T, doc *openapi3.T, router routers.Router, ts *httptest.Server, c apiCase) (string, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
+
+	vreq := httptest.NewRequest(c.method, c.path, bytes.NewReader(c.body))
+	if c.body != nil {
+		vreq.Header.Set("Content-Type", "application/json")
+	}
+	route, pathParams, err := router.FindRoute(vreq)
+	if err != nil {
+		t.Fatalf("%s %s: no route in the document: %v", c.method, c.path, err)
+	}
+	reqInput := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: pathParams, Route: route, Options: opts}
+	reqErr := openapi3filter.ValidateRequest(ctx, reqInput)
+	if reqErr == nil {
+		reqErr = validateQueryElements(doc, c.body)
+	}
+	switch {
+	case c.docValid && reqErr != nil:
+		t.Errorf("the document rejects a request it should accept: %v", reqErr)
+	case !c.docValid && reqErr == nil:
+		t.Errorf("the document accepts a request the server rejects")
+	}
+
+	hreq, err := http.NewRequest(c.method, ts.URL+c.path, bytes.NewReader(c.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.body != nil {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := ts.Client().Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != c.status {
+		t.Errorf("status %d, want %d; body %.300s", resp.StatusCode, c.status, body)
+	}
+	respInput := &openapi3filter.ResponseValidationInput{RequestValidationInput: reqInput, Status: resp.StatusCode, Header: resp.Header, Options: opts}
+	respInput.SetBodyBytes(body)
+	if err := openapi3filter.ValidateResponse(ctx, respInput); err != nil {
+		t.Errorf("response %d does not match the document: %v\nbody: %.500s", resp.StatusCode, err, body)
+	}
+	if err := validateAssessments(doc, resp.StatusCode, body); err != nil {
+		t.Errorf("v2 assessment does not match InferenceResponse: %v", err)
+	}
+	return c.method + " " + route.Path + " " + fmt.Sprint(resp.StatusCode), body
+}
+
+// validateQueryElements applies the contentSchema of a v2 query tensor: each
+// element is a v1 request JSON (validators treat contentSchema as an
+// annotation, so the test asserts it).
+func validateQueryElements(doc *openapi3.T, body []byte) error {
+	var req struct {
+		Inputs []struct {
+			Name string `json:"name"`
+			Data []json.RawMessage
+		} `json:"inputs"`
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return nil
+	}
+	for _, in := range req.Inputs {
+		if in.Name != "query" {
+			continue
+		}
+		for i, raw := range in.Data {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return fmt.Errorf("query[%d]: %v", i, err)
+			}
+			if err := visitContent(doc, "InferenceRequest", s); err != nil {
+				return fmt.Errorf("query[%d]: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// validateAssessments applies the contentSchema of a v2 assessment tensor.
+func validateAssessments(doc *openapi3.T, status int, body []byte) error {
+	if status != http.StatusOK {
+		return nil
+	}
+	var resp struct {
+		ModelName string `json:"model_name"`
+		Outputs   []struct {
+			Name string `json:"name"`
+			Data json.RawMessage
+		} `json:"outputs"`
+	}
+	if json.Unmarshal(body, &resp) != nil || resp.ModelName == "" {
+		return nil
+	}
+	for _, out := range resp.Outputs {
+		if out.Name != "assessment" {
+			continue
+		}
+		var data []string
+		if err := json.Unmarshal(out.Data, &data); err != nil {
+			return err
+		}
+		for i, s := range data {
+			if err := visitContent(doc, "InferenceResponse", s); err != nil {
+				return fmt.Errorf("assessment[%d]: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+func visitContent(doc *openapi3.T, schema, content string) error {
+	var v any
+	if err := json.Unmarshal([]byte(content), &v); err != nil {
+		return err
+	}
+	return doc.Components.Schemas[schema].Value.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors())
+}
