@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -112,6 +113,11 @@ func (s *Server) handleV2Infer() http.Handler {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 50<<20))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				v2Error(w, http.StatusRequestEntityTooLarge, "body larger than %d bytes", mbe.Limit)
+				return
+			}
 			v2Error(w, http.StatusBadRequest, "invalid request: %v", err)
 			return
 		}

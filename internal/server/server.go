@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"medserve/internal/pipeline"
 	"medserve/internal/text"
 	"medserve/internal/triage"
+	"medserve/internal/validate"
 )
 
 // Deps are everything the server serves.
@@ -125,14 +127,14 @@ func (s *Server) handleInteractions() http.Handler {
 
 // modelInfo is one model in GET /api/v1/models.
 type modelInfo struct {
-	Name     string            `json:"name"`
-	Version  string            `json:"version"`
-	Family   string            `json:"family"`
-	State    string            `json:"state"`
-	Gate     any               `json:"gate,omitempty"`
-	Features int               `json:"features"`
-	Policy   triage.Policy     `json:"policy"`
-	Files    map[string]string `json:"files"`
+	Name     string               `json:"name"`
+	Version  string               `json:"version"`
+	Family   string               `json:"family"`
+	State    string               `json:"state"`
+	Gate     *validate.GateResult `json:"gate,omitempty"`
+	Features int                  `json:"features"`
+	Policy   triage.Policy        `json:"policy"`
+	Files    map[string]string    `json:"files"`
 }
 
 func (s *Server) handleModels() http.Handler {
@@ -162,11 +164,14 @@ func (s *Server) handleReady() http.Handler {
 	})
 }
 
-// mustJSON is for values that cannot fail to encode.
+// mustJSON is for values that cannot fail to encode; like writeJSON it
+// does not escape HTML, so v1 and v2 carry the same bytes.
 func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic(fmt.Sprintf("encode %T: %v", v, err))
 	}
-	return b
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
