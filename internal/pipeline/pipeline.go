@@ -100,15 +100,28 @@ var ErrOverloaded = errors.New("model queue full")
 // a task fails or misses the deadline the rules-only answer stands, with
 // review_required set and the reason given.
 func (p *Pipeline) Infer(ctx context.Context, req *Request) (*Response, error) {
+	return p.infer(ctx, req, p.cfg.TopDifferential)
+}
+
+// ClinicalTopDifferential is the differential length of decision support.
+const ClinicalTopDifferential = 10
+
+// InferClinical is Infer for decision support (POST /api/v1/clinical): the
+// same analysis with a fuller differential.
+func (p *Pipeline) InferClinical(ctx context.Context, req *Request) (*Response, error) {
+	return p.infer(ctx, req, ClinicalTopDifferential)
+}
+
+func (p *Pipeline) infer(ctx context.Context, req *Request, topDiff int) (*Response, error) {
 	start := time.Now()
 	resp := &Response{RequestID: newRequestID(), TimingMS: map[string]float64{}}
 	useCache := p.cache != nil && p.cacheKey != nil && (req.Options.UseCache == nil || *req.Options.UseCache)
 	if !useCache {
-		p.compute(ctx, req, resp)
+		p.compute(ctx, req, resp, topDiff)
 	} else {
-		key := p.cacheKey(p.cacheParts(req)...)
+		key := p.cacheKey(append(p.cacheParts(req), fmt.Sprint(topDiff))...)
 		val, level, err := p.cache.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
-			p.compute(ctx, req, resp)
+			p.compute(ctx, req, resp, topDiff)
 			if resp.overloaded {
 				return nil, ErrOverloaded
 			}
@@ -126,12 +139,12 @@ func (p *Pipeline) Infer(ctx context.Context, req *Request) (*Response, error) {
 				resp.Assessment, resp.Differential, resp.Interactions, resp.UnknownMedications = ca.Assessment, ca.Differential, ca.Interactions, ca.Unknown
 				resp.Cache = CacheInfo{Hit: true, Level: cmpOr(level, "l1")}
 			} else {
-				p.compute(ctx, req, resp)
+				p.compute(ctx, req, resp, topDiff)
 			}
 		default:
 			// A concurrent computation failed or was not cacheable:
 			// compute this request alone.
-			p.compute(ctx, req, resp)
+			p.compute(ctx, req, resp, topDiff)
 		}
 	}
 	if resp.overloaded {
@@ -173,7 +186,7 @@ func cmpOr(a, b string) string {
 func isFallbackReason(r string) bool { return strings.HasPrefix(r, "fallback:") }
 
 // compute runs the pipeline stages into resp.
-func (p *Pipeline) compute(ctx context.Context, req *Request, resp *Response) {
+func (p *Pipeline) compute(ctx context.Context, req *Request, resp *Response, topDiff int) {
 	q := req.ClinicalQuery()
 	t0 := time.Now()
 	prep := p.assessor.Prepare(q)
@@ -199,7 +212,7 @@ func (p *Pipeline) compute(ctx context.Context, req *Request, resp *Response) {
 		if pt.Age == nil {
 			pt.Age = ageFromText(prep)
 		}
-		diffCh <- p.kb.Differential(prep.Analysis.Findings, pt, p.cfg.TopDifferential)
+		diffCh <- p.kb.Differential(prep.Analysis.Findings, pt, topDiff)
 	}()
 	interCh := make(chan kb.InteractionReport, 1)
 	go func() { interCh <- p.kb.CheckInteractions(req.Medications) }()

@@ -181,7 +181,7 @@ var (
 
 // loadDeps builds the real engine, knowledge base and bundled model, as
 // cmd/medserve does.
-func loadDeps(t *testing.T) Deps {
+func loadDeps(t testing.TB) Deps {
 	t.Helper()
 	depsOnce.Do(func() {
 		data, err := fs.Sub(medserve.Data, "data")

@@ -8,7 +8,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 		mux.Handle(pattern, s.metrics.instrument(route, h))
 	}
 	handle("POST /api/v1/inference", "/api/v1/inference", s.handleInference())
-	handle("POST /api/v1/clinical", "/api/v1/clinical", s.handleInference())
+	handle("POST /api/v1/clinical", "/api/v1/clinical", s.handleClinical())
 	handle("POST /api/v1/analyze", "/api/v1/analyze", s.handleAnalyze())
 	handle("POST /api/v1/interactions", "/api/v1/interactions", s.handleInteractions())
 	handle("GET /api/v1/models", "/api/v1/models", s.handleModels())

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +50,12 @@ func NewServer(d Deps) http.Handler {
 	return mux
 }
 
-func (s *Server) handleInference() http.Handler {
+func (s *Server) handleInference() http.Handler { return s.handleQuery(s.Pipeline.Infer) }
+
+// handleClinical is decision support: the same analysis, fuller differential.
+func (s *Server) handleClinical() http.Handler { return s.handleQuery(s.Pipeline.InferClinical) }
+
+func (s *Server) handleQuery(infer func(context.Context, *pipeline.Request) (*pipeline.Response, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req pipeline.Request
 		if !decode(w, r, &req) {
@@ -59,7 +65,7 @@ func (s *Server) handleInference() http.Handler {
 			writeProblem(w, r, http.StatusBadRequest, "invalid request", pipeline.ProblemList(p)...)
 			return
 		}
-		resp, err := s.Pipeline.Infer(r.Context(), &req)
+		resp, err := infer(r.Context(), &req)
 		if errors.Is(err, pipeline.ErrOverloaded) {
 			s.metrics.Failures.WithLabelValues("triage", "rejected").Inc()
 			w.Header().Set("Retry-After", "1")
