@@ -174,7 +174,7 @@ func FuzzKeyer(f *testing.F) {
 		// "new" and the fuzzer spends its whole budget minimising them. Long
 		// parts and buffer boundaries are covered by TestKeyerMatchesReference.
 		if len(a)+len(b)+len(c) > 512 {
-			t.Skip()
+			return
 		}
 		key := k.Key(a, b, c)
 		checkKeyFormat(t, "k1", key)

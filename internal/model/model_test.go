@@ -643,7 +643,7 @@ func TestQuantileThresholds(t *testing.T) {
 
 func TestRealisticQuality(t *testing.T) {
 	if testing.Short() {
-		t.Skip("trains on 1,000 rows")
+		t.Skip("short mode: trains on 1,000 rows")
 	}
 	// Reported, not tuned for: the synthetic task is hard (oracle ≈ 0.82)
 	// and rare hashed n-grams let the linear families memorise. The
