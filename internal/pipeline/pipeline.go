@@ -83,7 +83,10 @@ type Response struct {
 	UnknownMedications []string           `json:"unknown_medications,omitempty"`
 	Cache              CacheInfo          `json:"cache"`
 	TimingMS           map[string]float64 `json:"timing_ms"`
-	overloaded         bool
+	// Drivers (options.explain) are the features that moved the model's
+	// answer most; absent for a rules-only answer.
+	Drivers    []triage.Driver `json:"drivers,omitempty"`
+	overloaded bool
 }
 
 // CacheInfo says whether and where the answer was found in the cache.
@@ -149,6 +152,12 @@ func (p *Pipeline) infer(ctx context.Context, req *Request, topDiff int) (*Respo
 	}
 	if resp.overloaded {
 		return nil, ErrOverloaded
+	}
+	if req.Options.Explain && len(resp.Probabilities) > 0 {
+		// Not cached with the answer: explanations are asked for rarely
+		// and computed fresh.
+		q := req.ClinicalQuery()
+		resp.Drivers = p.assessor.Drivers(q, p.assessor.Prepare(q))
 	}
 	resp.TimingMS["total"] = ms(time.Since(start))
 	return resp, nil

@@ -119,3 +119,28 @@ func TestRequestProblems(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainDrivers(t *testing.T) {
+	as, k, art := deps(t)
+	p := New(as, k, DirectPredictor{Model: art.Model}, nil, nil, Config{})
+	sbp := 82.0
+	req := &Request{Query: "chest pain and shortness of breath", Options: Options{Explain: true}}
+	req.Vitals.SBP = &sbp
+	resp, err := p.Infer(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Drivers) == 0 || len(resp.Drivers) > 8 {
+		t.Fatalf("drivers %+v", resp.Drivers)
+	}
+	for _, d := range resp.Drivers {
+		if d.Feature == "" || d.Weight == 0 {
+			t.Errorf("driver %+v", d)
+		}
+	}
+	t.Logf("drivers: %+v", resp.Drivers)
+	req.Options.Explain = false
+	if resp, _ := p.Infer(context.Background(), req); resp.Drivers != nil {
+		t.Error("drivers without explain")
+	}
+}

@@ -1,10 +1,13 @@
 package triage
 
 import (
+	"math"
 	"slices"
+	"sort"
 	"strconv"
 
 	"medserve/internal/clinical"
+	"medserve/internal/model"
 )
 
 // ModelRef names the model version behind an answer.
@@ -132,4 +135,45 @@ func (a *Assessor) RulesOnly(q clinical.Query, p Prepared) Assessment {
 		out.Findings = []clinical.Finding{}
 	}
 	return out
+}
+
+// Driver is one feature's contribution to the answer: how much removing it
+// would lower the model's probability of an emergency (acuity 1–3).
+// Positive weights push towards urgency.
+type Driver struct {
+	Feature string  `json:"feature"`
+	Weight  float64 `json:"weight"`
+}
+
+// maxDrivers bounds an explanation.
+const maxDrivers = 8
+
+// Drivers explains the model's answer by occlusion: each present feature
+// is removed in turn and the change in P(acuity ≤ 3) is its weight. It
+// works for every model family and costs one prediction per feature, so
+// it runs only when a caller asks (options.explain).
+func (a *Assessor) Drivers(q clinical.Query, p Prepared) []Driver {
+	m := a.art.Model
+	out := make([]float64, m.Classes())
+	emergency := func(row model.Row) float64 {
+		pr := m.Predict(row, out)
+		return pr[0] + pr[1] + pr[2]
+	}
+	base := emergency(p.Row)
+	names := a.feat.FeatureNames(q, p)
+	row := model.Row{Idx: make([]int32, 0, len(p.Row.Idx)), Val: make([]float32, 0, len(p.Row.Val))}
+	var ds []Driver
+	for i, idx := range p.Row.Idx {
+		row.Idx = append(append(row.Idx[:0], p.Row.Idx[:i]...), p.Row.Idx[i+1:]...)
+		row.Val = append(append(row.Val[:0], p.Row.Val[:i]...), p.Row.Val[i+1:]...)
+		w := base - emergency(row)
+		if n := names[idx]; n != "" && n != "bias" && w != 0 {
+			ds = append(ds, Driver{Feature: n, Weight: float64(int(w*10000)) / 10000})
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return math.Abs(ds[i].Weight) > math.Abs(ds[j].Weight) })
+	if len(ds) > maxDrivers {
+		ds = ds[:maxDrivers]
+	}
+	return ds
 }

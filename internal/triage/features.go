@@ -107,8 +107,18 @@ func (f *Featurizer) Prepare(q clinical.Query) Prepared {
 		}
 	}
 	p.Floor = f.rules.Apply(Input{Query: q, Scores: p.Scores, Affirmed: affirmed})
-	p.Row = f.row(q, &p)
+	p.Row = f.row(q, &p, nil)
 	return p
+}
+
+// FeatureNames names the features of a prepared query's row, for
+// explanations: hashed features by what was hashed ("w:chest", "con:fever"),
+// with colliding names joined.
+func (f *Featurizer) FeatureNames(q clinical.Query, p Prepared) map[int32]string {
+	names := map[int32]string{}
+	q.Vitals = p.Vitals
+	f.row(q, &p, names)
+	return names
 }
 
 // mergeVitals keeps every structured value and fills gaps from the text.
@@ -132,15 +142,28 @@ type feat struct {
 	val float32
 }
 
-func (f *Featurizer) row(q clinical.Query, p *Prepared) model.Row {
+func (f *Featurizer) row(q clinical.Query, p *Prepared, names map[int32]string) model.Row {
 	feats := make([]feat, 0, 96)
 	mask := uint32(1)<<f.spec.HashBits - 1
-	hashed := func(prefix, s string) {
-		feats = append(feats, feat{int32(fnv(prefix, s) & mask), 1})
+	name := func(idx int32, n string) {
+		if names == nil {
+			return
+		}
+		if cur, ok := names[idx]; ok && cur != n {
+			names[idx] = cur + " | " + n
+		} else if !ok {
+			names[idx] = n
+		}
 	}
-	set := func(name string, v float64) {
+	hashed := func(prefix, s string) {
+		idx := int32(fnv(prefix, s) & mask)
+		feats = append(feats, feat{idx, 1})
+		name(idx, prefix+s)
+	}
+	set := func(n string, v float64) {
 		if v != 0 {
-			feats = append(feats, feat{f.dense[name], float32(v)})
+			feats = append(feats, feat{f.dense[n], float32(v)})
+			name(f.dense[n], n)
 		}
 	}
 	flag := func(name string, on bool) {
