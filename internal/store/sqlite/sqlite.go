@@ -95,7 +95,7 @@ func orEmptyArray(s string) string {
 	return s
 }
 
-// inList returns "?,?,…" for n placeholders and the args.
+// inList returns "?,?,…" for n bind parameters and their arguments.
 func inList(vals []string) (string, []any) {
 	args := make([]any, len(vals))
 	for i, v := range vals {
