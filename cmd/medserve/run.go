@@ -45,6 +45,7 @@ Usage:
   medserve eval interactions          the interaction checker on CRESCENDDI and the high-priority list
   medserve eval differential          plumbing check of the differential on authored sets (not clinical)
   medserve bench [--url URL] [--rate N] [--duration D] [--baseline]   load-test the inference API
+  medserve migrate [--database-url URL]   apply the store's migrations (SQLite in --data-dir by default)
   medserve lexicon                    lexicon and rule-set sizes, by type and source
   medserve kb                         knowledge-base sizes, by type, relation and source
 
@@ -83,6 +84,8 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 		return cmdTrain(ctx, e)
 	case "bench":
 		return cmdBench(ctx, e)
+	case "migrate":
+		return cmdMigrate(ctx, e)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

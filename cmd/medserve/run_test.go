@@ -389,3 +389,16 @@ func TestTrainAndEvalSavedModel(t *testing.T) {
 		t.Errorf("tampered model: %v", err)
 	}
 }
+
+func TestMigrateSQLite(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		out, stderr, err := runCLI(t, "", "migrate", "--data-dir", dir)
+		if err != nil || !strings.Contains(out, "migrated sqlite") {
+			t.Fatalf("migrate #%d: %v %s %s", i+1, err, out, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "medserve.db")); err != nil {
+		t.Fatal(err)
+	}
+}
