@@ -4,12 +4,10 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"medserve/internal/store"
 )
 
 // migrationFS holds the versioned schema, compiled into the binary so a
@@ -25,39 +23,12 @@ var migrationFS embed.FS
 // with IF NOT EXISTS) runs exactly once.
 const migrateLockKey int64 = 0x6d65647365727665
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations ordered by version; files are
-// named NNNN_description.sql and versions must be unique.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+// migrations returns the embedded migrations ordered by version.
+func migrations() ([]store.Migration, error) {
+	ms, err := store.LoadMigrations(migrationFS, "migrations")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, p := range names {
-		base := strings.TrimPrefix(p, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("postgres: migration %s: name must be NNNN_description.sql", base)
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("postgres: migrations %s and %s share version %d", other, base, v)
-		}
-		seen[v] = base
-		b, err := migrationFS.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	return ms, nil
 }
 
@@ -82,10 +53,10 @@ func (d *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
-func (d *DB) apply(ctx context.Context, m migration) error {
+func (d *DB) apply(ctx context.Context, m store.Migration) error {
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
-			return fmt.Errorf("postgres: migration %s: lock: %w", m.name, err)
+			return fmt.Errorf("postgres: migration %s: lock: %w", m.Name, err)
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    integer PRIMARY KEY,
@@ -95,20 +66,20 @@ func (d *DB) apply(ctx context.Context, m migration) error {
 		}
 		var done bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`,
-			m.version).Scan(&done); err != nil {
-			return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+			m.Version).Scan(&done); err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", m.Name, err)
 		}
 		if done {
 			return nil
 		}
 		// The simple protocol runs a multi-statement script in one round
 		// trip; the extended protocol accepts a single statement only.
-		if _, err := tx.Conn().PgConn().Exec(ctx, m.sql).ReadAll(); err != nil {
-			return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+		if _, err := tx.Conn().PgConn().Exec(ctx, m.SQL).ReadAll(); err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", m.Name, err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`,
-			m.version, m.name); err != nil {
-			return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+			m.Version, m.Name); err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", m.Name, err)
 		}
 		return nil
 	})

@@ -322,30 +322,7 @@ func (d *DB) Append(ctx context.Context, e audit.Event) error {
 // read snapshot open (which would stop WAL checkpoints), and fn may call
 // back into the store.
 func (d *DB) Range(ctx context.Context, from, to int64, fn func(audit.Event) error) error {
-	next := from
-	for next <= to {
-		page, err := d.rangePage(ctx, next, to)
-		if err != nil {
-			return err
-		}
-		for _, e := range page {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		if len(page) < rangePage {
-			return nil
-		}
-		last := page[len(page)-1].Seq
-		if last == to { // also avoids overflow when to is math.MaxInt64
-			return nil
-		}
-		next = last + 1
-	}
-	return nil
+	return store.RangePages(ctx, from, to, rangePage, d.rangePage, fn)
 }
 
 func (d *DB) rangePage(ctx context.Context, from, to int64) ([]audit.Event, error) {
