@@ -13,7 +13,6 @@ import (
 
 	"medserve/internal/batcher"
 	"medserve/internal/cache"
-	"medserve/internal/clinical"
 	"medserve/internal/kb"
 	"medserve/internal/model"
 	"medserve/internal/triage"
@@ -87,6 +86,7 @@ type Response struct {
 	// answer most; absent for a rules-only answer.
 	Drivers    []triage.Driver `json:"drivers,omitempty"`
 	overloaded bool
+	prep       *triage.Prepared // set when this request computed its answer
 }
 
 // CacheInfo says whether and where the answer was found in the cache.
@@ -155,9 +155,14 @@ func (p *Pipeline) infer(ctx context.Context, req *Request, topDiff int) (*Respo
 	}
 	if req.Options.Explain && len(resp.Probabilities) > 0 {
 		// Not cached with the answer: explanations are asked for rarely
-		// and computed fresh.
-		q := req.ClinicalQuery()
-		resp.Drivers = p.assessor.Drivers(q, p.assessor.Prepare(q))
+		// and computed fresh, reusing this request's preparation when it
+		// computed the answer rather than finding it in the cache.
+		prep := resp.prep
+		if prep == nil {
+			pr := p.assessor.Prepare(req.ClinicalQuery())
+			prep = &pr
+		}
+		resp.Drivers = p.assessor.Drivers(*prep)
 	}
 	resp.TimingMS["total"] = ms(time.Since(start))
 	return resp, nil
@@ -199,6 +204,7 @@ func (p *Pipeline) compute(ctx context.Context, req *Request, resp *Response, to
 	q := req.ClinicalQuery()
 	t0 := time.Now()
 	prep := p.assessor.Prepare(q)
+	resp.prep = &prep
 	resp.TimingMS["nlp"] = ms(time.Since(t0))
 
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Deadline)
@@ -217,10 +223,9 @@ func (p *Pipeline) compute(ctx context.Context, req *Request, resp *Response, to
 	}()
 	diffCh := make(chan []kb.Candidate, 1)
 	go func() {
-		pt := kb.Patient{Age: q.Age, Sex: q.Sex}
-		if pt.Age == nil {
-			pt.Age = ageFromText(prep)
-		}
+		// The age may come from the text ("58yo"): the prepared query
+		// has it merged.
+		pt := kb.Patient{Age: prep.Query.Age, Sex: q.Sex}
 		diffCh <- p.kb.Differential(prep.Analysis.Findings, pt, topDiff)
 	}()
 	interCh := make(chan kb.InteractionReport, 1)
@@ -293,16 +298,6 @@ func priority(floor int) int {
 		return 1
 	}
 	return 2
-}
-
-func ageFromText(p triage.Prepared) *float64 {
-	for _, q := range p.Analysis.Quantities {
-		if q.Kind == clinical.KindAge {
-			v := q.Value
-			return &v
-		}
-	}
-	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -83,7 +83,7 @@ func (a *Assessor) assemble(q clinical.Query, p Prepared, probs []float64) Asses
 		Probabilities:  map[string]float64{},
 		SafetyFloor:    FloorReport{Acuity: p.Floor.Acuity, Reasons: p.Floor.Reasons, Rules: p.Floor.Rules},
 		Findings:       p.Analysis.Findings,
-		Vitals:         p.Vitals,
+		Vitals:         p.Query.Vitals,
 		Scores:         p.Scores,
 		Domain:         p.Analysis.Domain,
 		ReviewRequired: d.Review,
@@ -124,7 +124,7 @@ func (a *Assessor) RulesOnly(q clinical.Query, p Prepared) Assessment {
 		Acuity: acuity, Urgency: clinical.UrgencyOf(acuity), Probabilities: map[string]float64{},
 		SafetyFloor:    FloorReport{Acuity: p.Floor.Acuity, Reasons: p.Floor.Reasons, Rules: p.Floor.Rules},
 		Findings:       p.Analysis.Findings,
-		Vitals:         p.Vitals,
+		Vitals:         p.Query.Vitals,
 		Scores:         p.Scores,
 		Domain:         p.Analysis.Domain,
 		ReviewRequired: true,
@@ -152,7 +152,7 @@ const maxDrivers = 8
 // is removed in turn and the change in P(acuity ≤ 3) is its weight. It
 // works for every model family and costs one prediction per feature, so
 // it runs only when a caller asks (options.explain).
-func (a *Assessor) Drivers(q clinical.Query, p Prepared) []Driver {
+func (a *Assessor) Drivers(p Prepared) []Driver {
 	m := a.art.Model
 	out := make([]float64, m.Classes())
 	emergency := func(row model.Row) float64 {
@@ -160,7 +160,7 @@ func (a *Assessor) Drivers(q clinical.Query, p Prepared) []Driver {
 		return pr[0] + pr[1] + pr[2]
 	}
 	base := emergency(p.Row)
-	names := a.feat.FeatureNames(q, p)
+	names := a.feat.FeatureNames(p)
 	row := model.Row{Idx: make([]int32, 0, len(p.Row.Idx)), Val: make([]float32, 0, len(p.Row.Val))}
 	var ds []Driver
 	for i, idx := range p.Row.Idx {

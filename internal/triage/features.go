@@ -78,9 +78,12 @@ func (f *Featurizer) Spec() FeatureSpec { return f.spec }
 type Prepared struct {
 	Row      model.Row
 	Analysis text.Analysis
-	Vitals   clinical.Vitals // structured vitals, completed from the text
-	Scores   Scores
-	Floor    Floor
+	// Query is the query as the features saw it: structured vitals and age
+	// completed from the text. Callers read the merged values from here
+	// rather than merging again.
+	Query  clinical.Query
+	Scores Scores
+	Floor  Floor
 }
 
 // Prepare analyses the text, merges vitals, computes scores and the safety
@@ -98,7 +101,7 @@ func (f *Featurizer) Prepare(q clinical.Query) Prepared {
 			}
 		}
 	}
-	p.Vitals = q.Vitals
+	p.Query = q
 	p.Scores = ComputeScores(q)
 	affirmed := map[string]bool{}
 	for _, fd := range p.Analysis.Findings {
@@ -114,10 +117,9 @@ func (f *Featurizer) Prepare(q clinical.Query) Prepared {
 // FeatureNames names the features of a prepared query's row, for
 // explanations: hashed features by what was hashed ("w:chest", "con:fever"),
 // with colliding names joined.
-func (f *Featurizer) FeatureNames(q clinical.Query, p Prepared) map[int32]string {
+func (f *Featurizer) FeatureNames(p Prepared) map[int32]string {
 	names := map[int32]string{}
-	q.Vitals = p.Vitals
-	f.row(q, &p, names)
+	f.row(p.Query, &p, names)
 	return names
 }
 
