@@ -90,17 +90,7 @@ func TrainLogReg(d Dataset, c LogRegConfig) (Model, error) {
 	p := make([]float64, K)
 	off := make([]float64, K)
 
-	// Lazy Adam: a feature's weights move only in batches that contain it.
-	// Each feature keeps its own update count for bias correction: with the
-	// global step count, a rare feature's first updates would be amplified
-	// several-fold and memorise the few rows it occurs in.
-	steps := make([]int32, F)
-	last := make([]int32, F)
-	// mark[f] == stamp records that feature f already sits in touched for
-	// this batch; stamps avoid clearing a Features-long array per batch.
-	mark := make([]uint32, F)
-	stamp := uint32(0)
-	touched := make([]int32, 0, 1024)
+	lazy := newLazyRows(F, 1024)
 
 	order := make([]int, n)
 	for i := range order {
@@ -115,9 +105,8 @@ func TrainLogReg(d Dataset, c LogRegConfig) (Model, error) {
 		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for start := 0; start < n; start += batchSize {
 			end := min(start+batchSize, n)
-			stamp++
+			lazy.begin()
 			step++
-			touched = touched[:0]
 			clear(gb)
 			sc.offset(w, K, off)
 			norm := 1 / (wbar * float64(end-start))
@@ -142,10 +131,7 @@ func TrainLogReg(d Dataset, c LogRegConfig) (Model, error) {
 					gb[k] += p[k]
 				}
 				for j, f := range r.Idx {
-					if mark[f] != stamp {
-						mark[f] = stamp
-						touched = append(touched, f)
-					}
+					lazy.touch(f)
 					xv := float64(r.Val[j]) * sc.scale[f]
 					g := gw[int(f)*K : int(f)*K+K]
 					g = g[:len(p)]
@@ -156,24 +142,10 @@ func TrainLogReg(d Dataset, c LogRegConfig) (Model, error) {
 			}
 			// Centred features get a gradient from every row, present or not.
 			for _, f := range sc.dense {
-				if mark[f] != stamp {
-					mark[f] = stamp
-					touched = append(touched, f)
-				}
+				lazy.touch(f)
 			}
 			sc.centreGrad(gw, K, gb)
-			for _, f := range touched {
-				o := int(f) * K
-				steps[f]++
-				// Catch up the L2 gradient of the steps this feature sat
-				// out, so rare features are penalised as in the dense
-				// objective instead of escaping regularisation.
-				l2 := cfg.L2 * float64(step-last[f])
-				last[f] = step
-				t := int(steps[f])
-				opt.update(w[o:o+K], mw[o:o+K], vw[o:o+K], gw[o:o+K], l2, t)
-				clear(gw[o : o+K])
-			}
+			lazy.update(&opt, w, mw, vw, gw, K, cfg.L2, step)
 			opt.update(b, mb, vb, gb, 0, int(step))
 		}
 	}

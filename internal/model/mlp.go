@@ -138,11 +138,7 @@ func TrainMLP(d Dataset, c MLPConfig) (Model, error) {
 	dz1 := make([]float64, H)
 	p := make([]float64, K)
 
-	steps := make([]int32, F) // per-feature Adam step counts, as in TrainLogReg
-	last := make([]int32, F)
-	mark := make([]uint32, F)
-	stamp := uint32(0)
-	touched := make([]int32, 0, 4096)
+	lazy := newLazyRows(F, 4096)
 	order := make([]int, n)
 	for i := range order {
 		order[i] = i
@@ -156,9 +152,8 @@ func TrainMLP(d Dataset, c MLPConfig) (Model, error) {
 		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for start := 0; start < n; start += batchSize {
 			end := min(start+batchSize, n)
-			stamp++
+			lazy.begin()
 			step++
-			touched = touched[:0]
 			sc.offset(w1, H, off1)
 			clear(gb1)
 			clear(g2)
@@ -228,33 +223,16 @@ func TrainMLP(d Dataset, c MLPConfig) (Model, error) {
 					gb1[u] += dz1[u]
 				}
 				for j, f := range r.Idx {
-					if mark[f] != stamp {
-						mark[f] = stamp
-						touched = append(touched, f)
-					}
+					lazy.touch(f)
 					xv := float64(r.Val[j]) * sc.scale[f]
 					axpy64(g1[int(f)*H:int(f)*H+H], dz1, xv)
 				}
 			}
 			for _, f := range sc.dense {
-				if mark[f] != stamp {
-					mark[f] = stamp
-					touched = append(touched, f)
-				}
+				lazy.touch(f)
 			}
 			sc.centreGrad(g1, H, gb1)
-			for _, f := range touched {
-				o := int(f) * H
-				steps[f]++
-				// Catch up the L2 gradient of the steps this feature sat
-				// out, so rare features are penalised as in the dense
-				// objective instead of escaping regularisation.
-				l2 := cfg.L2 * float64(step-last[f])
-				last[f] = step
-				t := int(steps[f])
-				opt.update(w1[o:o+H], m1[o:o+H], v1[o:o+H], g1[o:o+H], l2, t)
-				clear(g1[o : o+H])
-			}
+			lazy.update(&opt, w1, m1, v1, g1, H, cfg.L2, step)
 			opt.update(b1, mb1, vb1, gb1, 0, int(step))
 			opt.update(w2, m2, v2, g2, cfg.L2, int(step))
 			opt.update(b2, mb2, vb2, gb2, 0, int(step))
