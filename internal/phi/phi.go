@@ -31,6 +31,7 @@ const nonceSize = 12
 const (
 	infoPseudonym = "medserve phi pseudonym v1"
 	infoSeal      = "medserve phi seal v1"
+	infoHash      = "medserve phi hash v1"
 )
 
 // pseudonymPrefix domain-separates pseudonym inputs from any other HMAC use of the same subkey.
@@ -46,6 +47,7 @@ type Key struct {
 type derivedKey struct {
 	id      string
 	macKey  []byte
+	hashKey []byte
 	aead    cipher.AEAD
 	idColon string // id + ":" precomputed, since every output carries it
 }
@@ -116,6 +118,10 @@ func derive(k Key) (derivedKey, error) {
 	if err != nil {
 		return derivedKey{}, fmt.Errorf("phi: key %q: derive seal key: %w", k.ID, err)
 	}
+	hashKey, err := hkdf.Key(sha256.New, secret, nil, infoHash, 32)
+	if err != nil {
+		return derivedKey{}, fmt.Errorf("phi: key %q: derive hash key: %w", k.ID, err)
+	}
 	block, err := aes.NewCipher(encKey)
 	if err != nil {
 		return derivedKey{}, fmt.Errorf("phi: key %q: aes: %w", k.ID, err)
@@ -124,7 +130,15 @@ func derive(k Key) (derivedKey, error) {
 	if err != nil {
 		return derivedKey{}, fmt.Errorf("phi: key %q: gcm: %w", k.ID, err)
 	}
-	return derivedKey{id: k.ID, macKey: macKey, aead: aead, idColon: k.ID + ":"}, nil
+	return derivedKey{id: k.ID, macKey: macKey, hashKey: hashKey, aead: aead, idColon: k.ID + ":"}, nil
+}
+
+// HashKey returns the current key's id and a subkey for keyed hashes other
+// than pseudonyms (cache keys, query hashes), so those cannot be reversed by
+// hashing guesses and are shared by every replica that holds the PHI key.
+// The slice is a copy.
+func (k *Keyring) HashKey() (id string, secret []byte) {
+	return k.keys[0].id, append([]byte(nil), k.keys[0].hashKey...)
 }
 
 // CurrentID is the id of the current key.

@@ -565,3 +565,23 @@ func BenchmarkSeal1KB(b *testing.B) {
 		}
 	}
 }
+
+func TestHashKeyIsPerPurposeAndPerKey(t *testing.T) {
+	a, err := NewKeyring(Key{ID: "k1", Secret: bytes.Repeat([]byte{1}, SecretSize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewKeyring(Key{ID: "k2", Secret: bytes.Repeat([]byte{2}, SecretSize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ka := a.HashKey()
+	_, kb := b.HashKey()
+	if id != "k1" || len(ka) != 32 || bytes.Equal(ka, kb) || bytes.Equal(ka, a.keys[0].macKey) {
+		t.Fatalf("hash key must be 32 bytes, differ between secrets and from the pseudonym key")
+	}
+	ka[0] ^= 0xff
+	if _, again := a.HashKey(); bytes.Equal(again, ka) {
+		t.Fatal("HashKey must return a copy")
+	}
+}
