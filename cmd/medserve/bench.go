@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"medserve/internal/phi"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +46,8 @@ func cmdBench(ctx context.Context, e env) error {
 	batchSize := fset.Int("batch-size", batcher.DefaultMaxBatchSize, "in-process server: batcher max batch size")
 	batchDelay := fset.Duration("batch-delay", 0, "in-process server: batcher max queue delay (0 = no wait)")
 	dataDir := clinicalDataFlag(fset, e.getenv)
+	dbURL := fset.String("database-url", "", "in-process server: PostgreSQL URL (default: a fresh embedded SQLite file)")
+	redisURL := fset.String("redis-url", "", "in-process server: Redis URL for the L2 cache")
 	if err := parseFlags(fset, e); err != nil {
 		return err
 	}
@@ -60,16 +65,23 @@ func cmdBench(ctx context.Context, e env) error {
 		if err != nil {
 			return err
 		}
+		state, err := os.MkdirTemp("", "medserve-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(state)
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		ready := make(chan struct{})
+		getenv := benchEnv(e.getenv)
 		go func() {
-			cfg := serveConfig{addr: ln.Addr().String(), dataDir: os.TempDir(), models: *models, clinicalData: *dataDir, deadline: time.Second,
-				shutdownGrace: 10 * time.Second, batch: batcher.Config{MaxBatchSize: *batchSize, MaxQueueDelay: *batchDelay, Workers: 2}, cacheMB: 64}
+			cfg := serveConfig{addr: ln.Addr().String(), dataDir: state, models: *models, clinicalData: *dataDir, deadline: time.Second,
+				shutdownGrace: 10 * time.Second, batch: batcher.Config{MaxBatchSize: *batchSize, MaxQueueDelay: *batchDelay, Workers: 2}, cacheMB: 64,
+				databaseURL: *dbURL, redisURL: *redisURL, viewsEvery: time.Hour, checkpointEvery: 10 * time.Second}
 			if cfg.batch.MaxQueueDelay == 0 {
 				cfg.batch.MaxQueueDelay = -1
 			}
-			done <- serve(sctx, env{getenv: e.getenv, stdout: io.Discard, stderr: readyWriter{e.stderr, ready}}, cfg, ln)
+			done <- serve(sctx, env{getenv: getenv, stdout: io.Discard, stderr: readyWriter{e.stderr, ready}}, cfg, ln)
 		}()
 		select {
 		case <-ready:
@@ -192,4 +204,18 @@ func benchBodies(fsys fs.FS, n int, useCache bool) ([][]byte, error) {
 		bodies = append(bodies, b)
 	}
 	return loadtest.Vary(bodies, n), nil
+}
+
+// benchEnv gives the in-process server a throwaway PHI key when none is set,
+// since a shared database requires one from the environment.
+func benchEnv(getenv func(string) string) func(string) string {
+	secret := make([]byte, phi.SecretSize)
+	_, _ = rand.Read(secret)
+	key := base64.StdEncoding.EncodeToString(secret)
+	return func(k string) string {
+		if v := getenv(k); v != "" || k != "MEDSERVE_PHI_KEY" {
+			return v
+		}
+		return key
+	}
 }

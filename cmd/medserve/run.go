@@ -46,6 +46,9 @@ Usage:
   medserve eval differential          plumbing check of the differential on authored sets (not clinical)
   medserve bench [--url URL] [--rate N] [--duration D] [--baseline]   load-test the inference API
   medserve migrate [--database-url URL]   apply the store's migrations (SQLite in --data-dir by default)
+  medserve audit verify [--database-url URL]   check the audit hash chain and signed checkpoints; non-zero exit on failure
+  medserve backup --out PATH          write a consistent copy of the store (SQLite file or pg_dump archive)
+  medserve restore --in PATH [--force]   load a backup into the store (server stopped), then verify its audit chain
   medserve lexicon                    lexicon and rule-set sizes, by type and source
   medserve kb                         knowledge-base sizes, by type, relation and source
 
@@ -86,6 +89,12 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 		return cmdBench(ctx, e)
 	case "migrate":
 		return cmdMigrate(ctx, e)
+	case "audit":
+		return cmdAudit(ctx, e)
+	case "backup":
+		return cmdBackup(ctx, e)
+	case "restore":
+		return cmdRestore(ctx, e)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

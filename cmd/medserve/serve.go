@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -28,10 +28,20 @@ type serveConfig struct {
 	deadline, shutdownGrace             time.Duration
 	batch                               batcher.Config
 	cacheMB                             int
+	databaseURL, redisURL, auditWebhook string
+	retentionDays                       int
+	viewsEvery, checkpointEvery         time.Duration
 }
 
 func envOr(getenv func(string) string, key, def string) string {
 	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(getenv func(string) string, key string, def int) int {
+	if v, err := strconv.Atoi(getenv(key)); err == nil {
 		return v
 	}
 	return def
@@ -50,6 +60,12 @@ func cmdServe(ctx context.Context, e env) error {
 	fset.IntVar(&c.batch.QueueSize, "batch-queue", batcher.DefaultQueueSize, "dynamic batcher: queue size per priority level; a full level answers 503")
 	fset.IntVar(&c.batch.Workers, "batch-workers", 2, "dynamic batcher: batches computed concurrently")
 	fset.IntVar(&c.cacheMB, "cache-mb", 64, "in-process (L1) answer cache size in MiB; 0 turns caching off")
+	fset.StringVar(&c.databaseURL, "database-url", e.getenv("MEDSERVE_DATABASE_URL"), "PostgreSQL URL; empty = the embedded SQLite file <data-dir>/medserve.db (env MEDSERVE_DATABASE_URL)")
+	fset.StringVar(&c.redisURL, "redis-url", e.getenv("MEDSERVE_REDIS_URL"), "Redis URL for the shared (L2) cache, e.g. redis://127.0.0.1:6379/0; empty = no L2 (env MEDSERVE_REDIS_URL)")
+	fset.StringVar(&c.auditWebhook, "audit-webhook", e.getenv("MEDSERVE_AUDIT_WEBHOOK"), "URL that receives each signed audit checkpoint (env MEDSERVE_AUDIT_WEBHOOK)")
+	fset.IntVar(&c.retentionDays, "retention-days", envInt(e.getenv, "MEDSERVE_RETENTION_DAYS", 0), "delete query records older than this many days; 0 keeps them (audit events are always kept) (env MEDSERVE_RETENTION_DAYS)")
+	fset.DurationVar(&c.viewsEvery, "views-refresh", 5*time.Minute, "how often the summary views are refreshed (PostgreSQL)")
+	fset.DurationVar(&c.checkpointEvery, "checkpoint-interval", 10*time.Second, "longest time between signed audit checkpoints while events are written")
 	clinicalData := clinicalDataFlag(fset, e.getenv)
 	if err := parseFlags(fset, e); err != nil {
 		return err
@@ -103,30 +119,44 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 		return err
 	}
 	defer pred.Close() // after the HTTP server has drained: queued requests are answered
+	st, err := openState(ctx, e, c, metrics.RecorderObserver())
+	if err != nil {
+		return err
+	}
+	defer st.close() // after the HTTP server has drained: the final flush sees every entry
+	// Cache keys and query hashes are keyed with a subkey of the PHI key,
+	// which every replica shares, so replicas share Redis entries too.
+	hashID, hashSecret := st.phi.HashKey()
+	keyer, err := cache.NewKeyer(hashID, hashSecret)
+	if err != nil {
+		return err
+	}
 	var pc pipeline.Cache
 	var keyFn func(...string) string
 	if c.cacheMB > 0 {
 		l1 := cache.NewL1(int64(c.cacheMB)<<20, nil)
 		l1.SetObserver(metrics.CacheObserver())
-		// Cache keys are keyed hashes; the in-process cache lives no longer
-		// than the process, so a per-process random secret suffices.
-		secret := make([]byte, 32)
-		if _, err := rand.Read(secret); err != nil {
-			return fmt.Errorf("cache key: %w", err)
-		}
-		keyer, err := cache.NewKeyer("p1", secret)
-		if err != nil {
-			return err
-		}
-		pc, keyFn = pipeline.L1Cache{L1: l1, Class: cache.ClinicalDecision}, keyer.Key
+		tiered := cache.NewTiered(l1, cache.ClinicalDecision, st.lower, cache.TieredOptions{Observer: metrics.CacheObserver()})
+		defer func() {
+			// Cache writes are best effort: give the queued ones a moment,
+			// but never hold a shutdown on a dead Redis or database.
+			done := make(chan struct{})
+			go func() { tiered.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+			}
+		}()
+		pc, keyFn = tiered, keyer.Key
 	}
 	pipe := pipeline.New(triage.NewAssessor(feat, art), k, pred, pc, keyFn, pipeline.Config{Deadline: c.deadline})
-	handler := server.NewServer(server.Deps{Pipeline: pipe, Text: eng, KB: k, Triage: art, Features: feat.Spec(), Metrics: metrics, Ready: ready, Version: version})
+	handler := server.NewServer(server.Deps{Pipeline: pipe, Text: eng, KB: k, Triage: art, Features: feat.Spec(), Metrics: metrics, Ready: ready, Version: version,
+		Recorder: st.recorder, Store: st.store, PHI: st.phi, QueryHash: keyer.Key})
 
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(e.stderr, "medserve %s listening on %s (model %s/%s %s)\n", version, ln.Addr(), m.Name, m.Version, m.Family)
+	fmt.Fprintf(e.stderr, "medserve %s listening on %s (model %s/%s %s; store %s)\n", version, ln.Addr(), m.Name, m.Version, m.Family, st.where)
 
 	// Warm up before declaring readiness: the first queries pay for lazy
 	// initialisation that a patient's query should not.

@@ -67,6 +67,16 @@ type Observer interface {
 	Evict(level string)
 }
 
+// ErrorObserver is an optional extension of Observer for the outer levels:
+// an Observer that also implements it is told when a level could not answer
+// or store (Redis down, a store error, a value that would not decrypt; the
+// caller saw a miss) and when an asynchronous write was dropped because its
+// queue was full. It is separate so that existing Observers keep compiling.
+type ErrorObserver interface {
+	LevelError(level string)
+	WriteDropped(level string)
+}
+
 // ErrComputePanicked wraps a panic raised by a Do compute function; the panic
 // is turned into an error because it happens on a goroutine shared by all
 // waiters, where no caller could recover it.

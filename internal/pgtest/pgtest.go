@@ -5,6 +5,8 @@ package pgtest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -140,4 +142,42 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// SharedURL is the machine's shared PostgreSQL server (tests create their
+// own databases in it and never touch the postgres database's tables).
+const SharedURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// FreshDatabase creates an empty database on the shared server, dropped
+// when the test ends, and returns its URL. Without a reachable server the
+// test is skipped, except under CI=true, where it fails.
+func FreshDatabase(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, SharedURL)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL not reachable (CI=true requires it): %v", err)
+		}
+		t.Skipf("PostgreSQL not reachable (set CI=true to require it): %v", err)
+	}
+	defer conn.Close(ctx)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "medserve_test_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, SharedURL)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
+	})
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s?sslmode=disable", name)
 }

@@ -23,6 +23,11 @@ type Metrics struct {
 	Failures    *prometheus.CounterVec
 	CacheEvents *prometheus.CounterVec
 	ModelInfo   *prometheus.GaugeVec
+	// The audit outbox (package record).
+	auditFlushed  *prometheus.CounterVec
+	auditFailures prometheus.Counter
+	auditBacklog  prometheus.Gauge
+	auditFlush    prometheus.Histogram
 }
 
 // NewMetrics registers every metric, the Go runtime and process collectors.
@@ -46,7 +51,16 @@ func NewMetrics() *Metrics {
 			Help: "Cache hits, misses and evictions by level."}, []string{"level", "event"}),
 		ModelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medserve_model_info",
 			Help: "The model version being served (value 1)."}, []string{"model", "version", "family"}),
+		auditFlushed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medserve_audit_flushed_total",
+			Help: "Spool entries and audit events written to the store."}, []string{"kind"}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "medserve_audit_flush_failures_total",
+			Help: "Failed attempts to write the audit spool to the store (entries stay in the spool)."}),
+		auditBacklog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "medserve_audit_spool_backlog",
+			Help: "Durable spool entries not yet in the store."}),
+		auditFlush: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "medserve_audit_flush_seconds",
+			Help: "Time one batch of spool entries took to write to the store.", Buckets: lat}),
 	}
+	r.MustRegister(m.auditFlushed, m.auditFailures, m.auditBacklog, m.auditFlush)
 	r.MustRegister(m.duration, m.inflight, m.QueueTime, m.ComputeTime, m.BatchSize, m.Failures, m.CacheEvents, m.ModelInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -114,3 +128,26 @@ func (o cacheObserver) Miss(level string) { o.m.CacheEvents.WithLabelValues(leve
 
 // Evict counts an eviction.
 func (o cacheObserver) Evict(level string) { o.m.CacheEvents.WithLabelValues(level, "evict").Inc() }
+
+// LevelError counts a cache level that could not answer (Redis or the store down).
+func (o cacheObserver) LevelError(level string) {
+	o.m.CacheEvents.WithLabelValues(level, "error").Inc()
+}
+
+// WriteDropped counts a cache write dropped because the level's queue was full.
+func (o cacheObserver) WriteDropped(level string) {
+	o.m.CacheEvents.WithLabelValues(level, "dropped").Inc()
+}
+
+// RecorderObserver reports the audit outbox's figures (record.Observer).
+func (m *Metrics) RecorderObserver() recorderObserver { return recorderObserver{m} }
+
+type recorderObserver struct{ m *Metrics }
+
+func (o recorderObserver) Flushed(entries, events int, d time.Duration) {
+	o.m.auditFlushed.WithLabelValues("entries").Add(float64(entries))
+	o.m.auditFlushed.WithLabelValues("events").Add(float64(events))
+	o.m.auditFlush.Observe(d.Seconds())
+}
+func (o recorderObserver) FlushFailed()          { o.m.auditFailures.Inc() }
+func (o recorderObserver) Backlog(entries int64) { o.m.auditBacklog.Set(float64(entries)) }

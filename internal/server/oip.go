@@ -155,6 +155,7 @@ func (s *Server) handleV2Infer() http.Handler {
 					v2Error(w, http.StatusServiceUnavailable, "query[%d]: %v", i, err)
 					return
 				}
+				s.noteAnswer(r.Context(), "inference", &vr, out)
 				assessments[i] = string(mustJSON(out))
 				for k := 1; k <= 5; k++ {
 					probs = append(probs, float32(out.Probabilities[fmt.Sprint(k)]))

@@ -11,7 +11,9 @@ import (
 
 	"medserve/internal/clinical"
 	"medserve/internal/kb"
+	"medserve/internal/phi"
 	"medserve/internal/pipeline"
+	"medserve/internal/store"
 	"medserve/internal/text"
 	"medserve/internal/triage"
 	"medserve/internal/validate"
@@ -28,6 +30,13 @@ type Deps struct {
 	// Ready reports readiness: true only once models are loaded and warmed.
 	Ready   *atomic.Bool
 	Version string
+	// Recorder makes each request's query records and audit events durable
+	// before its answer is sent; nil turns auditing off (tests of other parts).
+	Recorder Recorder
+	Store    store.Store  // history and audit reads
+	PHI      *phi.Keyring // pseudonyms and sealing of identifiers and free text
+	// QueryHash is a keyed hash (HMAC) for the stored query hash.
+	QueryHash func(parts ...string) string
 }
 
 // Server holds the handlers' dependencies.
@@ -50,12 +59,14 @@ func NewServer(d Deps) http.Handler {
 	return mux
 }
 
-func (s *Server) handleInference() http.Handler { return s.handleQuery(s.Pipeline.Infer) }
+func (s *Server) handleInference() http.Handler { return s.handleQuery("inference", s.Pipeline.Infer) }
 
 // handleClinical is decision support: the same analysis, fuller differential.
-func (s *Server) handleClinical() http.Handler { return s.handleQuery(s.Pipeline.InferClinical) }
+func (s *Server) handleClinical() http.Handler {
+	return s.handleQuery("clinical", s.Pipeline.InferClinical)
+}
 
-func (s *Server) handleQuery(infer func(context.Context, *pipeline.Request) (*pipeline.Response, error)) http.Handler {
+func (s *Server) handleQuery(action string, infer func(context.Context, *pipeline.Request) (*pipeline.Response, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req pipeline.Request
 		if !decode(w, r, &req) {
@@ -72,6 +83,7 @@ func (s *Server) handleQuery(infer func(context.Context, *pipeline.Request) (*pi
 			writeProblem(w, r, http.StatusServiceUnavailable, "the model's queue is full; retry shortly")
 			return
 		}
+		s.noteAnswer(r.Context(), action, &req, resp)
 		writeJSON(w, http.StatusOK, resp)
 	})
 }

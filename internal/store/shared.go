@@ -2,12 +2,16 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"medserve/internal/audit"
 )
@@ -81,4 +85,136 @@ func RangePages(ctx context.Context, from, to int64, pageSize int, page func(ctx
 		next = last + 1
 	}
 	return nil
+}
+
+// Audit query page sizes: AuditEvents returns DefaultAuditLimit events when
+// the filter gives no limit and never more than MaxAuditLimit, so one call
+// cannot pull the whole chain into memory.
+const (
+	DefaultAuditLimit = 1000
+	MaxAuditLimit     = 10000
+)
+
+// AuditLimit is the page size AuditEvents uses for a filter's Limit.
+func AuditLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultAuditLimit
+	case n > MaxAuditLimit:
+		return MaxAuditLimit
+	}
+	return n
+}
+
+// CeilMicro rounds t up to the next microsecond (t itself when already
+// whole). Stored times have µs precision, so a bound with a finer fraction
+// is compared as its ceiling: From ≤ time and time < To then select exactly
+// the stored times they would select at full precision.
+func CeilMicro(t time.Time) time.Time {
+	c := t.Truncate(time.Microsecond)
+	if c.Before(t) {
+		c = c.Add(time.Microsecond)
+	}
+	return c
+}
+
+// CheckQuery reports a query record no backend may store.
+func CheckQuery(q QueryRecord) error {
+	if q.RequestID == "" || q.PatientPseudonym == "" {
+		return errors.New("query without request id or patient")
+	}
+	return nil
+}
+
+// PrepareEvents validates a batch's events and normalises them as
+// audit.Chain.Append does, so events written through Write and through a
+// Chain obey the same rules: Action is required, Outcome is ok, denied or
+// error, an empty Actor becomes "anonymous", a zero Time becomes now, and
+// times are truncated to the microsecond in UTC (databases keep µs, and the
+// hash must be recomputable from the stored row). One bad event fails the
+// whole batch. The input is not modified.
+func PrepareEvents(events []audit.Event, now time.Time) ([]audit.Event, error) {
+	out := make([]audit.Event, len(events))
+	for i, e := range events {
+		if strings.TrimSpace(e.Action) == "" {
+			return nil, fmt.Errorf("event %d: without action", i)
+		}
+		switch e.Outcome {
+		case audit.OutcomeOK, audit.OutcomeDenied, audit.OutcomeError:
+		default:
+			return nil, fmt.Errorf("event %d: invalid outcome %q", i, e.Outcome)
+		}
+		if e.Actor == "" {
+			e.Actor = "anonymous"
+		}
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		e.Time = e.Time.UTC().Truncate(time.Microsecond)
+		out[i] = e
+	}
+	return out, nil
+}
+
+// LinkEvents chains events after the head (seq, hash): it sets each one's
+// Seq, Prev and Hash in place. The caller holds the chain's head lock.
+func LinkEvents(events []audit.Event, seq int64, hash string) {
+	for i := range events {
+		seq++
+		events[i].Seq, events[i].Prev = seq, hash
+		events[i].Hash = events[i].ComputeHash()
+		hash = events[i].Hash
+	}
+}
+
+// ErrExists reports that a backup or restore target already exists.
+var ErrExists = errors.New("store: target file exists")
+
+// Publish makes the finished file tmp visible as dst without ever replacing
+// an existing dst: tmp is fsynced, hard-linked to dst (which fails if dst
+// exists, with no window between check and create), removed, and the
+// directory fsynced so the new name survives a crash. tmp and dst must be in
+// the same directory. tmp is removed in every case.
+func Publish(tmp, dst string) error {
+	defer os.Remove(tmp)
+	if err := SyncFile(tmp); err != nil {
+		return err
+	}
+	if err := os.Link(tmp, dst); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s: %w", dst, ErrExists)
+		}
+		return fmt.Errorf("publish %s: %w", dst, err)
+	}
+	return SyncDir(filepath.Dir(dst))
+}
+
+// SyncFile fsyncs the file at p.
+func SyncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", p, err)
+	}
+	return nil
+}
+
+// SyncDir fsyncs the directory dir, making renames and links in it durable.
+func SyncDir(dir string) error {
+	return SyncFile(dir)
+}
+
+// TempPath returns an unused name in dst's directory for building dst before
+// it is published (a rename or link only stays atomic within one file system).
+func TempPath(dst, pattern string) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+pattern)
+	if err != nil {
+		return "", err
+	}
+	name := f.Name()
+	f.Close()
+	return name, nil
 }

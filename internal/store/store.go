@@ -34,6 +34,7 @@ type QueryRecord struct {
 	ModelVersion     string
 	CacheHit         bool
 	TextSealed       string
+	PatientSealed    string // the clear patient identifier, sealed (AES-GCM) by the caller; "" when not kept
 }
 
 // Feedback is a clinician's outcome report on one query; a later one for the same request replaces it.
@@ -58,6 +59,35 @@ type Summary struct {
 	Domains          []string  // distinct, sorted
 }
 
+// Batch is what the recorder writes in one transaction: the query records
+// and audit events taken from one replica's spool, and how far into that
+// spool they reach.
+//
+// Write applies a batch atomically: queries are inserted (a request id
+// already stored is skipped, so a replay cannot fail on its own earlier
+// write), events are chained after the current head in the order given
+// (Seq, Prev and Hash are assigned by the store while it holds the chain's
+// head lock; the events' Time is kept), and Progress(Source) becomes
+// Through. Either all of it is stored or none of it.
+type Batch struct {
+	Source  string // the spool the entries come from (one per replica)
+	Through int64  // spool position of the batch's last entry
+	Queries []QueryRecord
+	Events  []audit.Event
+}
+
+// AuditFilter selects audit events; zero fields do not filter.
+type AuditFilter struct {
+	Actor     string
+	Action    string
+	RequestID string
+	Outcome   string
+	Patients  []string  // pseudonyms: an event naming any of them matches
+	From, To  time.Time // From ≤ time < To
+	AfterSeq  int64     // events with Seq > AfterSeq (paging)
+	Limit     int       // at most this many (≤ 0: 1000)
+}
+
 // Store is medserve's persistent state; every implementation also holds the audit chain.
 //
 // Methods taking several pseudonyms match any of them, because a patient's
@@ -69,5 +99,32 @@ type Store interface {
 	SaveFeedback(ctx context.Context, f Feedback) error                                        // replaces an earlier feedback for the same request; ErrNotFound for an unknown request
 	PatientSummary(ctx context.Context, pseudonyms []string) (Summary, error)
 	audit.Storage
+
+	// Write stores a recorder batch atomically and returns its events as chained.
+	Write(ctx context.Context, b Batch) ([]audit.Event, error)
+	// Progress is the Through of the last batch written for source; 0 when none.
+	Progress(ctx context.Context, source string) (int64, error)
+	// AuditEvents returns matching events in Seq order.
+	AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error)
+	// DeleteQueriesBefore deletes query records (and their findings and
+	// feedback) older than t and returns how many queries it deleted. Audit
+	// events are never deleted.
+	DeleteQueriesBefore(ctx context.Context, t time.Time) (int64, error)
+
+	// The L3 cache: opaque values (sealed by the caller) under keyed-hash keys.
+	CacheGet(ctx context.Context, key string, now time.Time) ([]byte, bool, error) // an expired entry is a miss
+	CachePut(ctx context.Context, key, class string, val []byte, expires time.Time) error
+	CacheSweep(ctx context.Context, now time.Time) (int64, error) // deletes expired entries
+
+	// RefreshViews recomputes the summary views (a no-op where they are plain views).
+	RefreshViews(ctx context.Context) error
+	// Singleton runs fn if no other process is running the job called name
+	// (a PostgreSQL advisory lock held for fn's duration; within one
+	// process for SQLite, which one process owns) and reports whether it ran.
+	Singleton(ctx context.Context, name string, fn func(ctx context.Context) error) (ran bool, err error)
+	// Backup writes a consistent copy of the whole store to path while it
+	// keeps serving. Each backend has a Restore function that loads one.
+	Backup(ctx context.Context, path string) error
+
 	Close() error
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ const uniqueViolation = "23505"
 // DB is a store.Store backed by a PostgreSQL database.
 type DB struct {
 	pool *pgxpool.Pool
+	url  string // for pg_dump (Backup); may hold a password, so never printed
 }
 
 var _ store.Store = (*DB)(nil)
@@ -66,7 +68,7 @@ func connect(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	return &DB{pool: pool}, nil
+	return &DB{pool: pool, url: url}, nil
 }
 
 // Close closes the pool, waiting for connections in use to be returned.
@@ -102,43 +104,78 @@ func orEmptyArray(s string) string {
 // as equivalent JSON, not byte for byte (jsonb normalises spacing and key
 // order; array order, which ranks the differential, is kept).
 func (d *DB) SaveQuery(ctx context.Context, q store.QueryRecord) error {
-	if q.RequestID == "" || q.PatientPseudonym == "" {
-		return errors.New("postgres: query without request id or patient")
+	if err := store.CheckQuery(q); err != nil {
+		return fmt.Errorf("postgres: save query: %w", err)
 	}
-	findings := orEmptyArray(q.FindingsJSON)
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO queries
-			(request_id, patient_pseudonym, time, domain, urgency, acuity, findings, differential,
-			 confidence, query_hash, response_ms, model_version, cache_hit, text_sealed)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)`,
-			q.RequestID, q.PatientPseudonym, q.Time, q.Domain, q.Urgency, q.Acuity,
-			findings, orEmptyArray(q.DifferentialJSON), q.Confidence, q.QueryHash,
-			q.ResponseMS, q.ModelVersion, q.CacheHit, q.TextSealed)
-		if err != nil {
-			return err
-		}
-		// Extracted in SQL, as in sqlite, so the store knows only the
-		// "code" and "negated" keys, not the Go finding type. Non-array
-		// documents and non-object elements contribute nothing instead of
-		// failing; a finding counts as present unless negated is true or a
-		// non-zero number (sqlite's truthiness).
-		_, err = tx.Exec(ctx, `INSERT INTO query_findings (request_id, patient_pseudonym, code)
-			SELECT DISTINCT $1::text, $2::text, e ->> 'code'
-			FROM jsonb_array_elements(CASE WHEN jsonb_typeof($3::jsonb) = 'array' THEN $3::jsonb ELSE '[]'::jsonb END) AS e
-			WHERE jsonb_typeof(e) = 'object'
-			  AND COALESCE(e ->> 'code', '') <> ''
-			  AND COALESCE(e -> 'negated', 'null'::jsonb) IN ('null'::jsonb, 'false'::jsonb, '0'::jsonb)`,
-			q.RequestID, q.PatientPseudonym, findings)
-		return err
-	})
-	if err != nil {
+	// One statement inserts the query and its findings, so it is atomic
+	// without an explicit transaction.
+	if _, err := d.pool.Exec(ctx, insertQueriesSQL(false), queryArrays([]store.QueryRecord{q})...); err != nil {
 		return fmt.Errorf("postgres: save query: %w", err)
 	}
 	return nil
 }
 
+// insertQueriesSQL inserts the queries given as parallel arrays (see
+// queryArrays) and indexes the present finding codes of those it inserted;
+// with skipDuplicates a request id already stored is skipped (a replayed
+// recorder batch) instead of failing. One statement serves one query
+// (SaveQuery) or a whole batch (Write) in a single round trip.
+//
+// The finding codes are extracted in SQL, as in sqlite, so the store knows
+// only the "code" and "negated" keys, not the Go finding type. Non-array
+// documents and non-object elements contribute nothing instead of failing;
+// a finding counts as present unless negated is true or a non-zero number
+// (sqlite's truthiness).
+func insertQueriesSQL(skipDuplicates bool) string {
+	conflict := ""
+	if skipDuplicates {
+		conflict = "ON CONFLICT (request_id) DO NOTHING"
+	}
+	return `WITH q AS (
+		INSERT INTO queries (request_id, patient_pseudonym, time, domain, urgency, acuity, findings,
+			differential, confidence, query_hash, response_ms, model_version, cache_hit, text_sealed,
+			patient_sealed)
+		SELECT id, patient, t, domain, urgency, acuity, findings::jsonb, differential::jsonb,
+			confidence, qhash, ms, model, hit, sealed, psealed
+		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::int[],
+			$7::text[], $8::text[], $9::float8[], $10::text[], $11::float8[], $12::text[],
+			$13::bool[], $14::text[], $15::text[])
+			AS u(id, patient, t, domain, urgency, acuity, findings, differential, confidence, qhash,
+			     ms, model, hit, sealed, psealed)
+		` + conflict + `
+		RETURNING request_id, patient_pseudonym, findings)
+	INSERT INTO query_findings (request_id, patient_pseudonym, code)
+	SELECT DISTINCT q.request_id, q.patient_pseudonym, e ->> 'code'
+	FROM q, jsonb_array_elements(CASE WHEN jsonb_typeof(q.findings) = 'array' THEN q.findings ELSE '[]'::jsonb END) AS e
+	WHERE jsonb_typeof(e) = 'object'
+	  AND COALESCE(e ->> 'code', '') <> ''
+	  AND COALESCE(e -> 'negated', 'null'::jsonb) IN ('null'::jsonb, 'false'::jsonb, '0'::jsonb)`
+}
+
+// queryArrays returns the arguments of insertQueriesSQL: one array per column.
+func queryArrays(qs []store.QueryRecord) []any {
+	n := len(qs)
+	text := func() []string { return make([]string, n) }
+	ids, patients, domains, urgencies, findings, diffs := text(), text(), text(), text(), text(), text()
+	hashes, models, sealed, psealed := text(), text(), text(), text()
+	times := make([]time.Time, n)
+	acuities := make([]int32, n)
+	confidences, ms := make([]float64, n), make([]float64, n)
+	hits := make([]bool, n)
+	for i, q := range qs {
+		ids[i], patients[i], times[i] = q.RequestID, q.PatientPseudonym, q.Time
+		domains[i], urgencies[i], acuities[i] = q.Domain, q.Urgency, int32(q.Acuity)
+		findings[i], diffs[i] = orEmptyArray(q.FindingsJSON), orEmptyArray(q.DifferentialJSON)
+		confidences[i], hashes[i], ms[i], models[i] = q.Confidence, q.QueryHash, q.ResponseMS, q.ModelVersion
+		hits[i], sealed[i], psealed[i] = q.CacheHit, q.TextSealed, q.PatientSealed
+	}
+	return []any{ids, patients, times, domains, urgencies, acuities, findings, diffs,
+		confidences, hashes, ms, models, hits, sealed, psealed}
+}
+
 const queryColumns = `request_id, patient_pseudonym, time, domain, urgency, acuity, findings::text,
-	differential::text, confidence, query_hash, response_ms, model_version, cache_hit, text_sealed`
+	differential::text, confidence, query_hash, response_ms, model_version, cache_hit, text_sealed,
+	patient_sealed`
 
 // PatientHistory returns the queries of any of the pseudonyms, newest first, at most limit (all when limit ≤ 0).
 func (d *DB) PatientHistory(ctx context.Context, pseudonyms []string, limit int) ([]store.QueryRecord, error) {
@@ -160,7 +197,7 @@ func (d *DB) PatientHistory(ctx context.Context, pseudonyms []string, limit int)
 		var q store.QueryRecord
 		err := row.Scan(&q.RequestID, &q.PatientPseudonym, &q.Time, &q.Domain, &q.Urgency,
 			&q.Acuity, &q.FindingsJSON, &q.DifferentialJSON, &q.Confidence, &q.QueryHash,
-			&q.ResponseMS, &q.ModelVersion, &q.CacheHit, &q.TextSealed)
+			&q.ResponseMS, &q.ModelVersion, &q.CacheHit, &q.TextSealed, &q.PatientSealed)
 		q.Time = q.Time.UTC()
 		return q, err
 	})
@@ -248,10 +285,16 @@ type queryRower interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+const headSQL = `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`
+
 func head(ctx context.Context, q queryRower) (int64, string, error) {
+	return scanHead(q.QueryRow(ctx, headSQL))
+}
+
+func scanHead(row pgx.Row) (int64, string, error) {
 	var seq int64
 	var hash string
-	err := q.QueryRow(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	err := row.Scan(&seq, &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, audit.Genesis, nil
 	}
@@ -259,6 +302,22 @@ func head(ctx context.Context, q queryRower) (int64, string, error) {
 		return 0, "", fmt.Errorf("postgres: audit head: %w", err)
 	}
 	return seq, hash, nil
+}
+
+// lockHeadSQL locks the appenders' mutex row (see Append). The head must be
+// read by a later statement: under READ COMMITTED only a statement that
+// starts after the lock is granted sees the previous holder's commit.
+const lockHeadSQL = `SELECT id FROM audit_head FOR UPDATE`
+
+func scanLock(row pgx.Row) error {
+	var locked bool
+	if err := row.Scan(&locked); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errors.New("audit_head row missing: appends cannot be serialised")
+		}
+		return err
+	}
+	return nil
 }
 
 // Append stores e if it extends the head (e.Seq == head+1, e.Prev == head hash), else returns audit.ErrConflict.
@@ -277,11 +336,7 @@ func (d *DB) Append(ctx context.Context, e audit.Event) error {
 		return errors.New("postgres: audit event time finer than a microsecond")
 	}
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		var locked bool
-		if err := tx.QueryRow(ctx, `SELECT id FROM audit_head FOR UPDATE`).Scan(&locked); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return errors.New("audit_head row missing: appends cannot be serialised")
-			}
+		if err := scanLock(tx.QueryRow(ctx, lockHeadSQL)); err != nil {
 			return err
 		}
 		seq, hash, err := head(ctx, tx)
@@ -321,21 +376,27 @@ func (d *DB) Range(ctx context.Context, from, to int64, fn func(audit.Event) err
 }
 
 func (d *DB) rangePage(ctx context.Context, from, to int64) ([]audit.Event, error) {
-	rows, err := d.pool.Query(ctx, `SELECT seq, time, actor, role, action, resource, patient,
-		request_id, outcome, reason, prev, hash
-		FROM audit_events WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3`, from, to, rangePage)
+	page, err := d.events(ctx, `seq >= $1 AND seq <= $2`, []any{from, to}, rangePage)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: audit range: %w", err)
 	}
-	page, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (audit.Event, error) {
+	return page, nil
+}
+
+// events returns at most limit events matching where (with args $1…$n), in seq order.
+func (d *DB) events(ctx context.Context, where string, args []any, limit int) ([]audit.Event, error) {
+	args = append(args, limit)
+	rows, err := d.pool.Query(ctx, `SELECT seq, time, actor, role, action, resource, patient,
+		request_id, outcome, reason, prev, hash
+		FROM audit_events WHERE `+where+` ORDER BY seq LIMIT $`+strconv.Itoa(len(args)), args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (audit.Event, error) {
 		var e audit.Event
 		err := row.Scan(&e.Seq, &e.Time, &e.Actor, &e.Role, &e.Action, &e.Resource, &e.Patient,
 			&e.RequestID, &e.Outcome, &e.Reason, &e.Prev, &e.Hash)
 		e.Time = e.Time.UTC()
 		return e, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: audit range: %w", err)
-	}
-	return page, nil
 }

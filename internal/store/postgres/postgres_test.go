@@ -195,7 +195,7 @@ func TestSchemaObjects(t *testing.T) {
 		return ok
 	}
 	for _, name := range []string{"queries", "query_findings", "audit_events", "audit_head", "feedback", "models",
-		"promotions", "alerts", "incidents", "batch_jobs", "schema_migrations"} {
+		"promotions", "alerts", "incidents", "batch_jobs", "schema_migrations", "spool_progress", "cache_entries"} {
 		if !exists(`SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1)`, name) {
 			t.Errorf("table %s missing", name)
 		}
@@ -203,7 +203,9 @@ func TestSchemaObjects(t *testing.T) {
 	for _, name := range []string{"idx_queries_patient_time", "idx_queries_domain_patient", "idx_queries_urgency_time",
 		"idx_queries_symptoms_patient", "idx_queries_diagnosis_confidence", "idx_queries_hash_response",
 		"idx_audit_time", "idx_audit_phi_access_time", "idx_audit_compliance_status",
-		"idx_patient_summary_pseudonym", "idx_clinical_outcomes_request"} {
+		"idx_patient_summary_pseudonym", "idx_clinical_outcomes_request",
+		"idx_queries_time", "idx_cache_entries_expires", "idx_audit_actor_time", "idx_audit_action_time",
+		"idx_audit_request"} {
 		if !exists(`SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1)`, name) {
 			t.Errorf("index %s missing", name)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"medserve/internal/audit"
@@ -29,6 +30,9 @@ const rangePage = 1000
 // DB is a store.Store backed by one SQLite file.
 type DB struct {
 	db *sql.DB
+
+	jobsMu sync.Mutex
+	jobs   map[string]bool // Singleton names running now
 }
 
 var _ store.Store = (*DB)(nil)
@@ -106,39 +110,92 @@ func inList(vals []string) (string, []any) {
 
 // SaveQuery stores q and indexes its present finding codes; a duplicate request id is an error.
 func (d *DB) SaveQuery(ctx context.Context, q store.QueryRecord) error {
-	if q.RequestID == "" || q.PatientPseudonym == "" {
-		return errors.New("sqlite: query without request id or patient")
+	if err := store.CheckQuery(q); err != nil {
+		return fmt.Errorf("sqlite: save query: %w", err)
 	}
-	findings := orEmptyArray(q.FindingsJSON)
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: save query: %w", err)
 	}
 	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `INSERT INTO queries
-		(request_id, patient_pseudonym, time, domain, urgency, acuity, findings, differential,
-		 confidence, query_hash, response_ms, model_version, cache_hit, text_sealed)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		q.RequestID, q.PatientPseudonym, micros(q.Time), q.Domain, q.Urgency, q.Acuity,
-		findings, orEmptyArray(q.DifferentialJSON), q.Confidence, q.QueryHash,
-		q.ResponseMS, q.ModelVersion, q.CacheHit, q.TextSealed)
+	w, err := newQueryWriter(ctx, tx, false)
 	if err != nil {
 		return fmt.Errorf("sqlite: save query: %w", err)
 	}
-	// Extracted in SQL so the store needs no knowledge of the Go finding
-	// type, only of its "code" and "negated" keys. CASE guards json_extract
-	// against non-object elements, which it would reject as malformed.
-	_, err = tx.ExecContext(ctx, `INSERT INTO query_findings (request_id, patient_pseudonym, code)
-		SELECT DISTINCT ?, ?, code FROM (
-			SELECT CASE WHEN type = 'object' THEN json_extract(value, '$.code') END AS code,
-			       CASE WHEN type = 'object' THEN json_extract(value, '$.negated') END AS negated
-			FROM json_each(?))
-		WHERE code IS NOT NULL AND code <> '' AND COALESCE(negated, 0) = 0`,
-		q.RequestID, q.PatientPseudonym, findings)
-	if err != nil {
-		return fmt.Errorf("sqlite: save query findings: %w", err)
+	defer w.close()
+	if err := w.write(ctx, q); err != nil {
+		return fmt.Errorf("sqlite: save query: %w", err)
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: save query: %w", err)
+	}
+	return nil
+}
+
+// queryWriter inserts query records and their finding codes with statements
+// prepared once per transaction: SaveQuery writes one, Write hundreds.
+type queryWriter struct {
+	ins, findings *sql.Stmt
+}
+
+const insertQuerySQL = `INSERT INTO queries
+	(request_id, patient_pseudonym, time, domain, urgency, acuity, findings, differential,
+	 confidence, query_hash, response_ms, model_version, cache_hit, text_sealed, patient_sealed)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+
+// insertFindingsSQL extracts the finding codes in SQL so the store needs no
+// knowledge of the Go finding type, only of its "code" and "negated" keys.
+// CASE guards json_extract against non-object elements, which it would
+// reject as malformed.
+const insertFindingsSQL = `INSERT INTO query_findings (request_id, patient_pseudonym, code)
+	SELECT DISTINCT ?, ?, code FROM (
+		SELECT CASE WHEN type = 'object' THEN json_extract(value, '$.code') END AS code,
+		       CASE WHEN type = 'object' THEN json_extract(value, '$.negated') END AS negated
+		FROM json_each(?))
+	WHERE code IS NOT NULL AND code <> '' AND COALESCE(negated, 0) = 0`
+
+// newQueryWriter prepares the inserts in tx. With skipDuplicates a request
+// id already stored is skipped (a replayed recorder batch) instead of failing.
+func newQueryWriter(ctx context.Context, tx *sql.Tx, skipDuplicates bool) (*queryWriter, error) {
+	q := insertQuerySQL
+	if skipDuplicates {
+		q += ` ON CONFLICT (request_id) DO NOTHING`
+	}
+	ins, err := tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	findings, err := tx.PrepareContext(ctx, insertFindingsSQL)
+	if err != nil {
+		ins.Close()
+		return nil, err
+	}
+	return &queryWriter{ins: ins, findings: findings}, nil
+}
+
+func (w *queryWriter) close() {
+	w.ins.Close()
+	w.findings.Close()
+}
+
+// write inserts q and its present finding codes. A query skipped as a
+// duplicate has its findings stored already, so they are skipped too.
+func (w *queryWriter) write(ctx context.Context, q store.QueryRecord) error {
+	findings := orEmptyArray(q.FindingsJSON)
+	res, err := w.ins.ExecContext(ctx,
+		q.RequestID, q.PatientPseudonym, micros(q.Time), q.Domain, q.Urgency, q.Acuity,
+		findings, orEmptyArray(q.DifferentialJSON), q.Confidence, q.QueryHash,
+		q.ResponseMS, q.ModelVersion, q.CacheHit, q.TextSealed, q.PatientSealed)
+	if err != nil {
+		return fmt.Errorf("query %s: %w", q.RequestID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	if _, err := w.findings.ExecContext(ctx, q.RequestID, q.PatientPseudonym, findings); err != nil {
+		return fmt.Errorf("query %s findings: %w", q.RequestID, err)
+	}
+	return nil
 }
 
 // PatientHistory returns the queries of any of the pseudonyms, newest first, at most limit (all when limit ≤ 0).
@@ -153,7 +210,7 @@ func (d *DB) PatientHistory(ctx context.Context, pseudonyms []string, limit int)
 	args = append(args, limit)
 	rows, err := d.db.QueryContext(ctx, `SELECT request_id, patient_pseudonym, time, domain, urgency,
 		acuity, findings, differential, confidence, query_hash, response_ms, model_version,
-		cache_hit, text_sealed
+		cache_hit, text_sealed, patient_sealed
 		FROM queries WHERE patient_pseudonym IN (`+in+`)
 		ORDER BY time DESC, request_id DESC LIMIT ?`, args...)
 	if err != nil {
@@ -166,7 +223,7 @@ func (d *DB) PatientHistory(ctx context.Context, pseudonyms []string, limit int)
 		var t int64
 		if err := rows.Scan(&q.RequestID, &q.PatientPseudonym, &t, &q.Domain, &q.Urgency,
 			&q.Acuity, &q.FindingsJSON, &q.DifferentialJSON, &q.Confidence, &q.QueryHash,
-			&q.ResponseMS, &q.ModelVersion, &q.CacheHit, &q.TextSealed); err != nil {
+			&q.ResponseMS, &q.ModelVersion, &q.CacheHit, &q.TextSealed, &q.PatientSealed); err != nil {
 			return nil, fmt.Errorf("sqlite: patient history: %w", err)
 		}
 		q.Time = fromMicros(t)
@@ -301,18 +358,22 @@ func (d *DB) Append(ctx context.Context, e audit.Event) error {
 	if e.Seq != seq+1 || e.Prev != hash {
 		return audit.ErrConflict
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit_events
-		(seq, time, actor, role, action, resource, patient, request_id, outcome, reason, prev, hash)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-		e.Seq, micros(e.Time), e.Actor, e.Role, e.Action, e.Resource, e.Patient,
-		e.RequestID, e.Outcome, e.Reason, e.Prev, e.Hash)
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, insertEventSQL, eventArgs(e)...); err != nil {
 		return fmt.Errorf("sqlite: audit append: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: audit append: %w", err)
 	}
 	return nil
+}
+
+const insertEventSQL = `INSERT INTO audit_events
+	(seq, time, actor, role, action, resource, patient, request_id, outcome, reason, prev, hash)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
+
+func eventArgs(e audit.Event) []any {
+	return []any{e.Seq, micros(e.Time), e.Actor, e.Role, e.Action, e.Resource, e.Patient,
+		e.RequestID, e.Outcome, e.Reason, e.Prev, e.Hash}
 }
 
 // Range calls fn for each event with from ≤ seq ≤ to, in seq order.
@@ -326,26 +387,32 @@ func (d *DB) Range(ctx context.Context, from, to int64, fn func(audit.Event) err
 }
 
 func (d *DB) rangePage(ctx context.Context, from, to int64) ([]audit.Event, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT seq, time, actor, role, action, resource, patient,
-		request_id, outcome, reason, prev, hash
-		FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?`, from, to, rangePage)
+	page, err := d.events(ctx, `seq >= ? AND seq <= ?`, []any{from, to}, rangePage)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: audit range: %w", err)
 	}
+	return page, nil
+}
+
+// events returns at most limit events matching where (with args), in seq order.
+func (d *DB) events(ctx context.Context, where string, args []any, limit int) ([]audit.Event, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT seq, time, actor, role, action, resource, patient,
+		request_id, outcome, reason, prev, hash
+		FROM audit_events WHERE `+where+` ORDER BY seq LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	page := make([]audit.Event, 0, 64)
+	page := make([]audit.Event, 0, min(limit, 64))
 	for rows.Next() {
 		var e audit.Event
 		var t int64
 		if err := rows.Scan(&e.Seq, &t, &e.Actor, &e.Role, &e.Action, &e.Resource, &e.Patient,
 			&e.RequestID, &e.Outcome, &e.Reason, &e.Prev, &e.Hash); err != nil {
-			return nil, fmt.Errorf("sqlite: audit range: %w", err)
+			return nil, err
 		}
 		e.Time = fromMicros(t)
 		page = append(page, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: audit range: %w", err)
-	}
-	return page, nil
+	return page, rows.Err()
 }

@@ -70,10 +70,12 @@ func TestSchemaObjects(t *testing.T) {
 	db, _ := openTemp(t)
 	want := map[string][]string{
 		"table": {"queries", "query_findings", "audit_events", "feedback", "models", "promotions",
-			"alerts", "incidents", "batch_jobs", "schema_migrations"},
+			"alerts", "incidents", "batch_jobs", "schema_migrations", "spool_progress", "cache_entries"},
 		"index": {"idx_queries_patient_time", "idx_queries_domain_patient", "idx_queries_urgency_time",
 			"idx_queries_symptoms_patient", "idx_queries_diagnosis_confidence", "idx_queries_hash_response",
-			"idx_audit_time", "idx_audit_phi_access_time", "idx_audit_compliance_status"},
+			"idx_audit_time", "idx_audit_phi_access_time", "idx_audit_compliance_status",
+			"idx_queries_time", "idx_cache_entries_expires", "idx_audit_actor_time", "idx_audit_action_time",
+			"idx_audit_request"},
 		"view": {"patient_summary", "clinical_outcomes"},
 	}
 	for typ, names := range want {

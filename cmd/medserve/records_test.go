@@ -1,0 +1,437 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"medserve/internal/batcher"
+	"medserve/internal/pgtest"
+)
+
+// syncBuffer is a log sink the server writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testPHIKey is a fixed PHI key for tests that share a database.
+var testPHIKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+
+func testEnv(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// startServerWith runs serve with c on a loopback port and waits for readiness.
+func startServerWith(t *testing.T, c serveConfig, getenv func(string) string) (base string, logs *syncBuffer, stop func() error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.addr = ln.Addr().String()
+	if c.models == "" {
+		c.models = bundledModels
+	}
+	if c.deadline == 0 {
+		c.deadline = time.Second
+	}
+	if c.shutdownGrace == 0 {
+		c.shutdownGrace = 10 * time.Second
+	}
+	if c.batch.MaxBatchSize == 0 {
+		c.batch = batcher.Config{MaxBatchSize: 8, MaxQueueDelay: 100 * time.Microsecond}
+	}
+	if c.viewsEvery == 0 {
+		c.viewsEvery = time.Minute
+	}
+	if c.checkpointEvery == 0 {
+		c.checkpointEvery = time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logs = &syncBuffer{}
+	go func() {
+		done <- serve(ctx, env{getenv: getenv, stdout: io.Discard, stderr: logs}, c, ln)
+	}()
+	base = "http://" + ln.Addr().String()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("server exited: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("server not ready: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var once sync.Once
+	var stopErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			stopErr = <-done
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { stop() })
+	return base, logs, stop
+}
+
+// TestDurabilityAcrossDatabaseOutage stops a private PostgreSQL in the
+// middle of a load and starts it again: every answered request must end
+// up with exactly one query record and one audit event, and the chain
+// must verify.
+func TestDurabilityAcrossDatabaseOutage(t *testing.T) {
+	pg := pgtest.Start(t)
+	dataDir := t.TempDir()
+	getenv := testEnv(map[string]string{"MEDSERVE_PHI_KEY": testPHIKey})
+	base, logs, stop := startServerWith(t, serveConfig{dataDir: dataDir, databaseURL: pg.URL, cacheMB: 0}, getenv)
+
+	const total, workers = 600, 8
+	var sent, next atomic.Int64
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	var failures []string
+	var wg sync.WaitGroup
+	stopped, restarted := make(chan struct{}), make(chan struct{})
+	go func() {
+		for next.Load() < total/3 {
+			time.Sleep(time.Millisecond)
+		}
+		pg.Stop()
+		close(stopped)
+		for next.Load() < 2*total/3 {
+			time.Sleep(time.Millisecond)
+		}
+		pg.StartAgain()
+		close(restarted)
+	}()
+	client := &http.Client{Timeout: 30 * time.Second}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > total {
+					return
+				}
+				if i == total/2 {
+					<-stopped // make sure some requests are answered while the database is down
+				}
+				body := fmt.Sprintf(`{"query": "chest pain and shortness of breath %d", "patient": {"id": "DUR-%d", "age": 60}}`, i, i%50)
+				resp, err := client.Post(base+"/api/v1/inference", "application/json", strings.NewReader(body))
+				sent.Add(1)
+				if err != nil {
+					mu.Lock()
+					failures = append(failures, err.Error())
+					mu.Unlock()
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var r struct {
+					RequestID string `json:"request_id"`
+				}
+				mu.Lock()
+				if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &r) != nil || r.RequestID == "" {
+					failures = append(failures, fmt.Sprintf("%d %s", resp.StatusCode, b))
+				} else {
+					ids[r.RequestID] = true
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	<-restarted
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d requests failed during the outage, e.g. %s", len(failures), sent.Load(), failures[0])
+	}
+
+	// Wait for the spool to drain into the restarted database.
+	ctx := context.Background()
+	count := func() (events, queries int) {
+		conn, err := pgx.Connect(ctx, pg.URL)
+		if err != nil {
+			return -1, -1
+		}
+		defer conn.Close(ctx)
+		conn.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'inference'`).Scan(&events)
+		conn.QueryRow(ctx, `SELECT count(*) FROM queries`).Scan(&queries)
+		return events, queries
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ev, q := count()
+		if ev >= len(ids) && q >= len(ids) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60 s the database has %d audit events and %d queries for %d answers\n%s", ev, q, len(ids), logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if !strings.Contains(logs.String(), "store unavailable") {
+		t.Error("the outage was not noticed (no 'store unavailable' in the log): the test did not test anything")
+	}
+
+	conn, err := pgx.Connect(ctx, pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	perID := func(q string) map[string]int {
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int{}
+		for rows.Next() {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				t.Fatal(err)
+			}
+			m[id] = n
+		}
+		return m
+	}
+	events := perID(`SELECT request_id, count(*) FROM audit_events WHERE action = 'inference' GROUP BY request_id`)
+	queries := perID(`SELECT request_id, count(*) FROM queries GROUP BY request_id`)
+	for id := range ids {
+		if events[id] != 1 || queries[id] != 1 {
+			t.Fatalf("request %s: %d audit events and %d query records, want exactly 1 and 1", id, events[id], queries[id])
+		}
+	}
+	if len(events) != len(ids) || len(queries) != len(ids) {
+		t.Fatalf("%d answers, %d request ids with events, %d with queries", len(ids), len(events), len(queries))
+	}
+
+	var out bytes.Buffer
+	err = run(ctx, []string{"medserve", "audit", "verify", "--data-dir", dataDir, "--database-url", pg.URL}, getenv, &out, io.Discard)
+	if err != nil || !strings.Contains(out.String(), "OK") {
+		t.Fatalf("audit verify: %v\n%s", err, out.String())
+	}
+	t.Logf("durability: %d requests sent, %d answered 200, %d audit events and %d query records in PostgreSQL (one each), %s",
+		sent.Load(), len(ids), len(events), len(queries), strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0]))
+}
+
+// startRedis starts a private redis-server on a free port for one test.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server needed (CI=true)")
+		}
+		t.Skip("redis-server not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	opt, _ := redis.ParseURL(url)
+	c := redis.NewClient(opt)
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); c.Ping(context.Background()).Err() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("private redis-server did not answer")
+		}
+	}
+	return url
+}
+
+// TestNoPHILeaks plants a patient identifier and a made-up word in the
+// free text, sends them through every route that takes clinical data, and
+// searches every place medserve writes for either in clear: the log, the
+// metrics, the data directory (SQLite file, WAL, spool, checkpoints), the
+// Redis values and every PostgreSQL table.
+func TestNoPHILeaks(t *testing.T) {
+	const planted, word = "MRN-PLANTED-93741", "Quixotrelliswort"
+	for _, backend := range []string{"sqlite", "postgresql"} {
+		t.Run(backend, func(t *testing.T) {
+			dataDir := t.TempDir()
+			c := serveConfig{dataDir: dataDir, cacheMB: 8, redisURL: startRedis(t)}
+			vars := map[string]string{}
+			if backend == "postgresql" {
+				c.databaseURL = pgtest.FreshDatabase(t)
+				vars["MEDSERVE_PHI_KEY"] = testPHIKey
+			}
+			base, logs, stop := startServerWith(t, c, testEnv(vars))
+			query := fmt.Sprintf(`{"query": "%s says crushing chest pain, sweaty", "patient": {"id": "%s", "age": 58, "sex": "male"}, "medications": ["warfarin", "aspirin"]}`, word, planted)
+			for _, r := range []struct{ path, body string }{
+				{"/api/v1/inference", query},
+				{"/api/v1/inference", query}, // a cache hit too
+				{"/api/v1/clinical", query},
+				{"/api/v1/analyze", fmt.Sprintf(`{"text": "%s %s denies fever"}`, planted, word)},
+				{"/v2/models/triage/infer", fmt.Sprintf(`{"inputs": [{"name": "query", "shape": [1], "datatype": "BYTES", "data": [%q]}]}`, query)},
+				{"/api/v1/inference", fmt.Sprintf(`{"query": "%s", "patient": {"id": "%s"}, "vitals": {"spo2": 140}}`, word, planted)}, // rejected
+				{"/api/v1/audit/search", fmt.Sprintf(`{"patient_id": %q}`, planted)},
+			} {
+				code, _, body := post(t, base+r.path, r.body)
+				if r.path != "/api/v1/inference" || !strings.Contains(r.body, "140") {
+					if code != http.StatusOK {
+						t.Fatalf("%s: %d %s", r.path, code, body)
+					}
+				}
+			}
+			// The history holds the words in clear for the clinician, which
+			// shows the data was stored (sealed), so finding nothing below
+			// is not for want of data.
+			code, _, hist := post(t, base+"/api/v1/patients/history", fmt.Sprintf(`{"patient_id": %q}`, planted))
+			if code != http.StatusOK || !strings.Contains(string(hist), word) || !strings.Contains(string(hist), `"queries":[`) {
+				t.Fatalf("history: %d %s", code, hist)
+			}
+			var h historyProbe
+			if err := json.Unmarshal(hist, &h); err != nil || len(h.Queries) < 3 {
+				t.Fatalf("history has %d queries for the planted patient: %v", len(h.Queries), err)
+			}
+			resp, err := http.Get(base + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			metrics, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			// Let the spool flush and the cache writes land, then stop.
+			time.Sleep(300 * time.Millisecond)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			leaks := func(where string, b []byte) {
+				for _, s := range []string{planted, word} {
+					if bytes.Contains(bytes.ToLower(b), bytes.ToLower([]byte(s))) {
+						t.Errorf("%q found in clear in %s", s, where)
+					}
+				}
+			}
+			leaks("the log", []byte(logs.String()))
+			leaks("/metrics", metrics)
+			files := 0
+			filepath.Walk(dataDir, func(p string, fi os.FileInfo, err error) error {
+				if err == nil && !fi.IsDir() {
+					b, _ := os.ReadFile(p)
+					leaks(p, b)
+					files++
+				}
+				return nil
+			})
+			if backend == "sqlite" && files < 3 {
+				t.Fatalf("only %d files in the data directory", files)
+			}
+			scanRedis(t, c.redisURL, leaks)
+			if backend == "postgresql" {
+				scanPostgres(t, c.databaseURL, leaks)
+			}
+		})
+	}
+}
+
+type historyProbe struct {
+	Queries []json.RawMessage `json:"queries"`
+}
+
+func scanRedis(t *testing.T, url string, leaks func(string, []byte)) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx := context.Background()
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) == 0 {
+		t.Fatal("nothing in Redis: the L2 cache was not used")
+	}
+	for _, k := range keys {
+		v, _ := c.Get(ctx, k).Bytes()
+		leaks("Redis key "+k, append([]byte(k+" "), v...))
+	}
+}
+
+func scanPostgres(t *testing.T, url string, leaks func(string, []byte)) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"patient_summary", "clinical_outcomes"} {
+		tables = append(tables, v)
+	}
+	for _, tbl := range tables {
+		rows, err := conn.Query(ctx, `SELECT t::text FROM `+pgx.Identifier{tbl}.Sanitize()+` t`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaks("PostgreSQL table "+tbl, []byte(strings.Join(all, "\n")))
+	}
+}

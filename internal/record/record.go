@@ -1,0 +1,311 @@
+// Package record is medserve's outbox: every answered request's query
+// record and audit events are appended to a local spool and fsync'd before
+// the response is sent, then copied into the store in batches by a flusher.
+//
+// Writing through a local spool rather than straight into the database
+// gives three things at once: durability that does not depend on the
+// database being up (SPEC section 3, step 7), group commit (one fsync and
+// one transaction cover many requests, so auditing every request costs a
+// fraction of a millisecond rather than a database round trip each), and
+// one ordered replay path used both normally and after a crash or an
+// outage. The store records how far into this spool it has written, in the
+// same transaction as the records, so a replay after a crash writes every
+// entry exactly once.
+package record
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"medserve/internal/audit"
+	"medserve/internal/spool"
+	"medserve/internal/store"
+)
+
+// Entry is what one request leaves behind: the query records it answered
+// and the audit events it caused, written to the store together.
+type Entry struct {
+	Queries []store.QueryRecord `json:"q,omitempty"`
+	Events  []audit.Event       `json:"e,omitempty"`
+}
+
+// CheckpointSink receives signed checkpoints (a file, a webhook).
+type CheckpointSink interface {
+	Write(cp audit.Checkpoint) error
+}
+
+// Observer receives the recorder's figures for metrics.
+type Observer interface {
+	Flushed(entries, events int, d time.Duration)
+	FlushFailed()
+	Backlog(entries int64)
+}
+
+// Options tune a Recorder; zero values take the defaults.
+type Options struct {
+	MaxBatch           int           // entries per store transaction (default 512)
+	CheckpointEvery    int64         // sign a checkpoint after this many new events (default 1000)
+	CheckpointInterval time.Duration // … or this long after the last one, if the head moved (default 10 s)
+	RetryMin, RetryMax time.Duration // backoff while the store fails (default 50 ms … 2 s)
+	Signer             *audit.Signer // nil: no checkpoints
+	Sinks              []CheckpointSink
+	Observer           Observer
+	Logf               func(format string, args ...any) // operational messages; never given PHI
+	Now                func() time.Time
+}
+
+// Recorder appends entries to a spool and flushes them into a store.
+type Recorder struct {
+	sp  *spool.Log
+	st  store.Store
+	opt Options
+
+	flushed atomic.Int64 // spool position known to be in the store
+	mu      sync.Mutex
+	advance chan struct{} // closed and replaced whenever flushed moves
+	down    atomic.Bool   // the last flush failed
+
+	sinceCP int64
+	lastCP  time.Time
+	cpSeq   int64
+	head    audit.Event
+	runDone chan struct{}
+}
+
+// New returns a Recorder over an open spool and store. Call Run to start flushing.
+func New(sp *spool.Log, st store.Store, opt Options) *Recorder {
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 512
+	}
+	if opt.CheckpointEvery <= 0 {
+		opt.CheckpointEvery = 1000
+	}
+	if opt.CheckpointInterval <= 0 {
+		opt.CheckpointInterval = 10 * time.Second
+	}
+	if opt.RetryMin <= 0 {
+		opt.RetryMin = 50 * time.Millisecond
+	}
+	if opt.RetryMax <= 0 {
+		opt.RetryMax = 2 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logf == nil {
+		opt.Logf = func(string, ...any) {}
+	}
+	return &Recorder{sp: sp, st: st, opt: opt, advance: make(chan struct{}), runDone: make(chan struct{})}
+}
+
+// Record makes e durable: when it returns nil the entry is in the spool and
+// fsync'd, and will reach the store even if the process crashes now.
+//
+// Events without a time get the current time here, so an event replayed
+// after an outage keeps the time of the request (SPEC section 12).
+func (r *Recorder) Record(ctx context.Context, e Entry) error {
+	now := r.opt.Now().UTC().Truncate(time.Microsecond)
+	for i := range e.Events {
+		if e.Events[i].Time.IsZero() {
+			e.Events[i].Time = now
+		}
+		if e.Events[i].Actor == "" {
+			e.Events[i].Actor = "anonymous"
+		}
+	}
+	if len(e.Events) == 0 && len(e.Queries) == 0 {
+		return errors.New("record: empty entry")
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("record: encode: %w", err)
+	}
+	if _, err := r.sp.Append(ctx, b); err != nil {
+		return fmt.Errorf("record: spool: %w", err)
+	}
+	return nil
+}
+
+// Backlog is the number of durable entries not yet in the store.
+func (r *Recorder) Backlog() int64 { return r.sp.Last() - r.flushed.Load() }
+
+// StoreDown reports whether the last attempt to write to the store failed.
+func (r *Recorder) StoreDown() bool { return r.down.Load() }
+
+// Sync waits until every entry recorded before the call is in the store,
+// for read-your-writes (a clinician's history right after a query).
+func (r *Recorder) Sync(ctx context.Context) error {
+	target := r.sp.Last()
+	for {
+		r.mu.Lock()
+		ch := r.advance
+		r.mu.Unlock()
+		if r.flushed.Load() >= target {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("record: sync: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+// Run flushes the spool into the store until ctx is done, then makes a
+// last attempt to flush what remains and signs a final checkpoint.
+func (r *Recorder) Run(ctx context.Context) {
+	defer close(r.runDone)
+	src := r.sp.ID()
+	backoff := r.opt.RetryMin
+	progress := int64(-1)
+	for ctx.Err() == nil {
+		if progress < 0 {
+			p, err := r.st.Progress(ctx, src)
+			if err != nil {
+				r.failed(ctx, err, &backoff)
+				continue
+			}
+			progress = p
+			r.setFlushed(p)
+		}
+		n, err := r.flushOnce(ctx, src, &progress)
+		if err != nil {
+			// Re-read progress after a failure: a transaction whose commit
+			// reply was lost may have been applied.
+			progress = -1
+			r.failed(ctx, err, &backoff)
+			continue
+		}
+		backoff = r.opt.RetryMin
+		r.down.Store(false)
+		if n > 0 {
+			continue // drain a backlog without sleeping
+		}
+		r.maybeCheckpoint(false)
+		select {
+		case <-ctx.Done():
+		case <-r.sp.Notify():
+		case <-time.After(r.opt.CheckpointInterval):
+		}
+	}
+	// Shutdown: the HTTP server has drained, so the spool is complete; one
+	// bounded attempt to leave the store up to date.
+	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if progress < 0 {
+		p, err := r.st.Progress(fctx, src)
+		if err != nil {
+			r.opt.Logf("record: final flush skipped, store unavailable (%d entries stay in the spool): %v", r.Backlog(), err)
+			return
+		}
+		progress = p
+	}
+	for {
+		n, err := r.flushOnce(fctx, src, &progress)
+		if err != nil {
+			r.opt.Logf("record: final flush: %v (%d entries stay in the spool and are replayed at next start)", err, r.Backlog())
+			return
+		}
+		if n == 0 {
+			break
+		}
+	}
+	r.maybeCheckpoint(true)
+}
+
+// Wait blocks until Run has returned.
+func (r *Recorder) Wait() { <-r.runDone }
+
+func (r *Recorder) failed(ctx context.Context, err error, backoff *time.Duration) {
+	if !r.down.Swap(true) {
+		r.opt.Logf("record: store unavailable, entries stay in the spool (%d pending): %v", r.Backlog(), err)
+	}
+	if r.opt.Observer != nil {
+		r.opt.Observer.FlushFailed()
+		r.opt.Observer.Backlog(r.Backlog())
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(*backoff):
+	}
+	*backoff = min(*backoff*2, r.opt.RetryMax)
+}
+
+// flushOnce writes the next batch after *progress and returns how many entries it wrote.
+func (r *Recorder) flushOnce(ctx context.Context, src string, progress *int64) (int, error) {
+	recs, err := r.sp.Read(*progress+1, r.opt.MaxBatch, 8<<20)
+	if err != nil {
+		return 0, fmt.Errorf("record: read spool: %w", err)
+	}
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	start := time.Now()
+	b := store.Batch{Source: src, Through: recs[len(recs)-1].Pos}
+	for _, rec := range recs {
+		var e Entry
+		if err := json.Unmarshal(rec.Data, &e); err != nil {
+			// The spool checksums every record, so this is a bug, not
+			// corruption; stopping here keeps the entry for inspection
+			// rather than silently skipping an audit event.
+			return 0, fmt.Errorf("record: spool entry %d: %w", rec.Pos, err)
+		}
+		b.Queries = append(b.Queries, e.Queries...)
+		b.Events = append(b.Events, e.Events...)
+	}
+	chained, err := r.st.Write(ctx, b)
+	if err != nil {
+		return 0, fmt.Errorf("record: write %d entries: %w", len(recs), err)
+	}
+	*progress = b.Through
+	r.setFlushed(b.Through)
+	if err := r.sp.Trim(b.Through); err != nil {
+		r.opt.Logf("record: trim spool: %v", err)
+	}
+	if len(chained) > 0 {
+		r.head = chained[len(chained)-1]
+		r.sinceCP += int64(len(chained))
+		if r.sinceCP >= r.opt.CheckpointEvery {
+			r.maybeCheckpoint(true)
+		}
+	}
+	if r.opt.Observer != nil {
+		r.opt.Observer.Flushed(len(recs), len(chained), time.Since(start))
+		r.opt.Observer.Backlog(r.Backlog())
+	}
+	return len(recs), nil
+}
+
+func (r *Recorder) setFlushed(p int64) {
+	r.flushed.Store(p)
+	r.mu.Lock()
+	close(r.advance)
+	r.advance = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// maybeCheckpoint signs the head this recorder last wrote when enough
+// events or time have passed (or force). With several replicas each signs
+// the head its own transaction produced, which is a true head of the one
+// chain at that moment.
+func (r *Recorder) maybeCheckpoint(force bool) {
+	if r.opt.Signer == nil || r.head.Seq == 0 || r.head.Seq == r.cpSeq {
+		return
+	}
+	now := r.opt.Now()
+	if !force && r.sinceCP < r.opt.CheckpointEvery && now.Sub(r.lastCP) < r.opt.CheckpointInterval {
+		return
+	}
+	cp := r.opt.Signer.Sign(r.head.Seq, r.head.Hash, now)
+	for _, s := range r.opt.Sinks {
+		if err := s.Write(cp); err != nil {
+			r.opt.Logf("record: checkpoint %d: %v", cp.Seq, err)
+		}
+	}
+	r.cpSeq, r.sinceCP, r.lastCP = r.head.Seq, 0, now
+}

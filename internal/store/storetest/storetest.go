@@ -1,0 +1,707 @@
+// Package storetest is the behaviour every store.Store must show, written
+// once and run by each backend's tests, so the sqlite and postgres stores
+// cannot drift apart (SPEC §10: both pass the same behaviour).
+//
+// It covers the recorder and operations methods (Write, Progress,
+// AuditEvents, DeleteQueriesBefore, the L3 cache, Singleton) and the
+// PatientSealed round trip; each backend keeps its own tests for what only
+// it has (schema objects, locking across pools, Backup and Restore).
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"medserve/internal/audit"
+	"medserve/internal/store"
+)
+
+// Run runs the conformance suite; open must return a new, empty, migrated
+// store for each call and close it when t ends.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"WriteChains", testWriteChains},
+		{"WriteAtomic", testWriteAtomic},
+		{"WriteReplay", testWriteReplay},
+		{"WriteInterleavedWithAppend", testWriteInterleavedWithAppend},
+		{"WriteConcurrent", testWriteConcurrent},
+		{"Progress", testProgress},
+		{"AuditEvents", testAuditEvents},
+		{"AuditEventsPaging", testAuditEventsPaging},
+		{"DeleteQueriesBefore", testDeleteQueriesBefore},
+		{"Cache", testCache},
+		{"Singleton", testSingleton},
+		{"PatientSealed", testPatientSealed},
+		{"RefreshViews", testRefreshViews},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+// Query returns a complete query record for patient at the given time;
+// the conformance tests and the backends' benchmarks share it.
+func Query(id, patient string, at time.Time) store.QueryRecord {
+	return store.QueryRecord{
+		RequestID: id, PatientPseudonym: patient, Time: at.UTC().Truncate(time.Microsecond),
+		Domain: "cardio", Urgency: "medium", Acuity: 3,
+		FindingsJSON:     `[{"code":"C0008031","negated":false},{"code":"C0013404","negated":true},{"code":"C0008031"}]`,
+		DifferentialJSON: `[{"condition":"ACS","icd10":"I21.9","probability":0.7}]`,
+		Confidence:       0.7, QueryHash: "qh-" + id, ResponseMS: 12.5, ModelVersion: "m1",
+		CacheHit: true, TextSealed: "sealed:" + id, PatientSealed: "psealed:" + patient,
+	}
+}
+
+func event(action, patient, requestID string) audit.Event {
+	return audit.Event{Actor: "dr-a", Role: "clinician", Action: action, Resource: "history",
+		Patient: patient, RequestID: requestID, Outcome: audit.OutcomeOK}
+}
+
+// verify checks the whole chain and that it holds want events.
+func verify(t *testing.T, s store.Store, want int64) {
+	t.Helper()
+	r, err := audit.Verify(context.Background(), s, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK || r.Events != want {
+		t.Fatalf("verify = %+v; want OK with %d events", r, want)
+	}
+}
+
+func history(t *testing.T, s store.Store, patients ...string) []store.QueryRecord {
+	t.Helper()
+	h, err := s.PatientHistory(context.Background(), patients, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func stored(t *testing.T, s store.Store) []audit.Event {
+	t.Helper()
+	var out []audit.Event
+	err := s.Range(context.Background(), 1, 1<<62, func(e audit.Event) error {
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameQuery compares records with the JSON columns compared as JSON
+// documents: PostgreSQL keeps them as jsonb, which normalises spelling.
+func sameQuery(t *testing.T, got, want store.QueryRecord) {
+	t.Helper()
+	for _, pair := range [][2]string{{got.FindingsJSON, want.FindingsJSON}, {got.DifferentialJSON, want.DifferentialJSON}} {
+		var a, b any
+		if json.Unmarshal([]byte(pair[0]), &a) != nil || json.Unmarshal([]byte(pair[1]), &b) != nil || !reflect.DeepEqual(a, b) {
+			t.Fatalf("JSON round trip: got %s, want %s", pair[0], pair[1])
+		}
+	}
+	got.FindingsJSON, got.DifferentialJSON = want.FindingsJSON, want.DifferentialJSON
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func testWriteChains(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	e1 := event("inference", "p1", "r1")
+	e1.Actor = ""                                   // becomes anonymous
+	e1.Time = base.Add(1500 * time.Nanosecond)      // sub-µs: truncated before hashing
+	e1.Time = e1.Time.In(time.FixedZone("X", 3600)) // kept as the same instant, in UTC
+	e2 := event("patient.history.read", "p1", "r1")
+	e2.Outcome = audit.OutcomeDenied // zero Time: set to now
+	in := []audit.Event{e1, e2}
+	before := time.Now().UTC().Truncate(time.Microsecond)
+	got, err := s.Write(ctx, store.Batch{Source: "a", Through: 2,
+		Queries: []store.QueryRecord{Query("r1", "p1", base)}, Events: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("Write returned %d events, want 2", len(got))
+	}
+	if in[0].Seq != 0 || in[0].Actor != "" {
+		t.Error("Write modified the caller's events")
+	}
+	prev := audit.Genesis
+	for i, e := range got {
+		if e.Seq != int64(i+1) || e.Prev != prev || e.Hash != e.ComputeHash() {
+			t.Fatalf("event %d chained as seq %d prev %.8s hash %.8s", i, e.Seq, e.Prev, e.Hash)
+		}
+		prev = e.Hash
+	}
+	if !got[0].Time.Equal(base.Add(time.Microsecond)) || got[0].Time.Location() != time.UTC || got[0].Actor != "anonymous" {
+		t.Errorf("event 1 normalised to time %v actor %q", got[0].Time, got[0].Actor)
+	}
+	if got[1].Time.Before(before) || got[1].Time.After(time.Now()) {
+		t.Errorf("zero time became %v, want about now", got[1].Time)
+	}
+	if seq, hash, err := s.Head(ctx); err != nil || seq != 2 || hash != got[1].Hash {
+		t.Fatalf("head = %d %.8s, %v; want 2 %.8s", seq, hash, err, got[1].Hash)
+	}
+	if st := stored(t, s); !reflect.DeepEqual(st, got) {
+		t.Fatalf("stored events differ from returned:\n got %+v\nwant %+v", st, got)
+	}
+
+	// The next batch continues the chain.
+	more, err := s.Write(ctx, store.Batch{Source: "a", Through: 3, Events: []audit.Event{event("inference", "", "r2")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(more) != 1 || more[0].Seq != 3 || more[0].Prev != got[1].Hash {
+		t.Fatalf("second batch chained as %+v", more)
+	}
+	// An empty batch without a source changes nothing.
+	if evs, err := s.Write(ctx, store.Batch{}); err != nil || len(evs) != 0 {
+		t.Fatalf("empty batch: %v, %v", evs, err)
+	}
+	verify(t, s, 3)
+	if h := history(t, s, "p1"); len(h) != 1 {
+		t.Fatalf("history has %d queries, want 1", len(h))
+	}
+}
+
+func testWriteAtomic(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	good, err := s.Write(ctx, store.Batch{Source: "s", Through: 1,
+		Queries: []store.QueryRecord{Query("ok", "p", now)}, Events: []audit.Event{event("inference", "p", "ok")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badJSON := Query("bad-json", "p", now)
+	badJSON.FindingsJSON = "{nope"
+	tests := []struct {
+		name    string
+		queries []store.QueryRecord
+		events  []audit.Event
+	}{
+		{"invalid outcome", nil, []audit.Event{event("inference", "p", "x"), {Action: "inference", Outcome: "maybe"}}},
+		{"no action", nil, []audit.Event{event("inference", "p", "x"), {Action: " ", Outcome: audit.OutcomeOK}}},
+		{"query without patient", []store.QueryRecord{Query("q1", "p", now), {RequestID: "q2", Time: now}}, []audit.Event{event("inference", "p", "x")}},
+		{"query without request id", []store.QueryRecord{{PatientPseudonym: "p", Time: now}}, nil},
+		// Passes validation; the database refuses it after the first query
+		// is in, so the transaction must roll back what it already did.
+		{"invalid findings JSON", []store.QueryRecord{Query("q3", "p", now), badJSON}, []audit.Event{event("inference", "p", "x")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			evs, err := s.Write(ctx, store.Batch{Source: "s", Through: 9, Queries: tc.queries, Events: tc.events})
+			if err == nil {
+				t.Fatalf("accepted, stored %+v", evs)
+			}
+			if seq, hash, err := s.Head(ctx); err != nil || seq != 1 || hash != good[0].Hash {
+				t.Fatalf("head moved to %d, %v", seq, err)
+			}
+			if h := history(t, s, "p"); len(h) != 1 {
+				t.Fatalf("history has %d queries after a failed batch, want 1", len(h))
+			}
+			if p, err := s.Progress(ctx, "s"); err != nil || p != 1 {
+				t.Fatalf("progress = %d, %v after a failed batch; want 1", p, err)
+			}
+		})
+	}
+	verify(t, s, 1)
+}
+
+func testWriteReplay(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	original := Query("r0", "p", now.Add(-time.Minute))
+	if err := s.SaveQuery(ctx, original); err != nil {
+		t.Fatal(err)
+	}
+	clash := Query("r0", "p", now)
+	clash.Domain = "neuro"
+	b := store.Batch{Source: "s", Through: 5,
+		Queries: []store.QueryRecord{Query("r1", "p", now), Query("r2", "p", now), Query("r1", "p", now), clash},
+		Events:  []audit.Event{event("inference", "p", "r1")}}
+	for i := 0; i < 2; i++ {
+		if _, err := s.Write(ctx, b); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	h := history(t, s, "p")
+	if len(h) != 3 {
+		t.Fatalf("history has %d queries after a replay, want 3", len(h))
+	}
+	for _, q := range h {
+		if q.RequestID == "r0" {
+			sameQuery(t, q, original) // the stored record wins over the replayed one
+		}
+	}
+	if p, err := s.Progress(ctx, "s"); err != nil || p != 5 {
+		t.Fatalf("progress = %d, %v; want 5", p, err)
+	}
+	// Events are not deduplicated (they have no identity before chaining):
+	// the progress written in the same transaction is what keeps the
+	// recorder from replaying a batch that was stored.
+	seq, _, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify(t, s, seq)
+}
+
+func testWriteInterleavedWithAppend(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	chain := audit.NewChain(s, nil)
+	const writes, perWrite, appends = 20, 5, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, writes+appends)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < writes; i++ {
+			b := store.Batch{Source: "w", Through: int64(i + 1),
+				Queries: []store.QueryRecord{Query(fmt.Sprintf("w%d", i), "p", time.Now())}}
+			for j := 0; j < perWrite; j++ {
+				b.Events = append(b.Events, event("inference", "p", fmt.Sprintf("w%d", i)))
+			}
+			if _, err := s.Write(ctx, b); err != nil {
+				errs <- err
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; i < appends; i++ {
+			if _, err := chain.Append(ctx, event("patient.history.read", "p", fmt.Sprintf("a%d", i))); err != nil {
+				errs <- err
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	verify(t, s, writes*perWrite+appends)
+}
+
+func testWriteConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const writers, writes, perWrite = 2, 25, 4
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var seqs []int64
+	errs := make(chan error, writers*writes)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < writes; i++ {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				b := store.Batch{Source: fmt.Sprintf("replica-%d", w), Through: int64(i + 1),
+					Queries: []store.QueryRecord{Query(id, "p", time.Now())}}
+				for j := 0; j < perWrite; j++ {
+					b.Events = append(b.Events, event("inference", "p", id))
+				}
+				evs, err := s.Write(ctx, b)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				for j := 1; j < len(evs); j++ {
+					if evs[j].Seq != evs[j-1].Seq+1 || evs[j].Prev != evs[j-1].Hash {
+						errs <- fmt.Errorf("batch %s not contiguous: %d then %d", id, evs[j-1].Seq, evs[j].Seq)
+					}
+				}
+				mu.Lock()
+				for _, e := range evs {
+					seqs = append(seqs, e.Seq)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	const total = writers * writes * perWrite
+	slices.Sort(seqs)
+	for i, seq := range seqs {
+		if seq != int64(i+1) {
+			t.Fatalf("returned seqs are not 1…%d: position %d holds %d", total, i, seq)
+		}
+	}
+	verify(t, s, total)
+	for w := 0; w < writers; w++ {
+		if p, err := s.Progress(ctx, fmt.Sprintf("replica-%d", w)); err != nil || p != writes {
+			t.Fatalf("progress of replica-%d = %d, %v; want %d", w, p, err, writes)
+		}
+	}
+}
+
+func testProgress(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	steps := []struct {
+		batch store.Batch
+		want  map[string]int64
+	}{
+		{store.Batch{}, map[string]int64{"a": 0, "b": 0, "": 0}},
+		// No entries, but how far the spool was read is still recorded.
+		{store.Batch{Source: "a", Through: 7}, map[string]int64{"a": 7, "b": 0}},
+		{store.Batch{Source: "b", Through: 3, Events: []audit.Event{event("inference", "", "")}}, map[string]int64{"a": 7, "b": 3}},
+		// No source: nothing to record.
+		{store.Batch{Through: 99, Events: []audit.Event{event("inference", "", "")}}, map[string]int64{"a": 7, "b": 3, "": 0}},
+		{store.Batch{Source: "a", Through: 12, Queries: []store.QueryRecord{Query("r", "p", time.Now())}}, map[string]int64{"a": 12, "b": 3}},
+	}
+	for i, st := range steps {
+		if _, err := s.Write(ctx, st.batch); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		for src, want := range st.want {
+			if got, err := s.Progress(ctx, src); err != nil || got != want {
+				t.Fatalf("step %d: Progress(%q) = %d, %v; want %d", i, src, got, err, want)
+			}
+		}
+	}
+}
+
+// auditFixture writes 30 varied events an hour apart and returns them as stored.
+func auditFixture(t *testing.T, s store.Store) []audit.Event {
+	t.Helper()
+	base := time.Date(2030, 1, 2, 3, 0, 0, 0, time.UTC)
+	var in []audit.Event
+	for i := 0; i < 30; i++ {
+		e := audit.Event{
+			Time:      base.Add(time.Duration(i) * time.Hour),
+			Actor:     []string{"alice", "bob", "carol"}[i%3],
+			Role:      "clinician",
+			Action:    []string{"inference", "patient.history.read"}[i%2],
+			Patient:   []string{"p1", "p2", "", "p3", ""}[i%5],
+			RequestID: fmt.Sprintf("r%d", i/2),
+			Outcome:   []string{audit.OutcomeOK, audit.OutcomeOK, audit.OutcomeDenied, audit.OutcomeError}[i%4],
+		}
+		in = append(in, e)
+	}
+	evs, err := s.Write(context.Background(), store.Batch{Events: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// matches is the reference meaning of an AuditFilter (without the limit).
+func matches(f store.AuditFilter, e audit.Event) bool {
+	return (f.Actor == "" || e.Actor == f.Actor) &&
+		(f.Action == "" || e.Action == f.Action) &&
+		(f.RequestID == "" || e.RequestID == f.RequestID) &&
+		(f.Outcome == "" || e.Outcome == f.Outcome) &&
+		(len(f.Patients) == 0 || (e.Patient != "" && slices.Contains(f.Patients, e.Patient))) &&
+		(f.From.IsZero() || !e.Time.Before(f.From)) &&
+		(f.To.IsZero() || e.Time.Before(f.To)) &&
+		e.Seq > f.AfterSeq
+}
+
+func testAuditEvents(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	all := auditFixture(t, s)
+	at := func(i int) time.Time { return all[i].Time }
+	tests := []struct {
+		name string
+		f    store.AuditFilter
+		n    int // expected matches, to keep the fixture honest
+	}{
+		{"none", store.AuditFilter{}, 30},
+		{"actor", store.AuditFilter{Actor: "bob"}, 10},
+		{"action", store.AuditFilter{Action: "inference"}, 15},
+		{"request id", store.AuditFilter{RequestID: "r4"}, 2},
+		{"outcome", store.AuditFilter{Outcome: audit.OutcomeDenied}, 7},
+		{"one patient", store.AuditFilter{Patients: []string{"p2"}}, 6},
+		{"rotated patient", store.AuditFilter{Patients: []string{"p1", "p3", "unknown"}}, 12},
+		{"from", store.AuditFilter{From: at(20)}, 10},
+		{"to", store.AuditFilter{To: at(5)}, 5},
+		{"from to", store.AuditFilter{From: at(3), To: at(9)}, 6},
+		{"sub-µs bounds", store.AuditFilter{From: at(3).Add(-time.Nanosecond), To: at(9).Add(time.Nanosecond)}, 7},
+		{"after seq", store.AuditFilter{AfterSeq: 25}, 5},
+		{"combined", store.AuditFilter{Actor: "alice", Action: "patient.history.read", Patients: []string{"p1", "p2", "p3"}, From: at(1)}, 3},
+		{"limit", store.AuditFilter{Action: "inference", Limit: 4}, 4},
+		{"nothing", store.AuditFilter{Actor: "mallory"}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var want []audit.Event
+			for _, e := range all {
+				if matches(tc.f, e) {
+					want = append(want, e)
+				}
+			}
+			want = want[:min(len(want), store.AuditLimit(tc.f.Limit))]
+			got, err := s.AuditEvents(ctx, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tc.n || len(want) != tc.n {
+				t.Fatalf("%d events (reference %d), want %d", len(got), len(want), tc.n)
+			}
+			if len(got) > 0 && !reflect.DeepEqual(got, want) {
+				t.Fatalf("got seqs %v, want %v", seqsOf(got), seqsOf(want))
+			}
+		})
+	}
+}
+
+func seqsOf(es []audit.Event) []int64 {
+	out := make([]int64, len(es))
+	for i, e := range es {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+func testAuditEventsPaging(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	all := auditFixture(t, s)
+	for _, f := range []store.AuditFilter{{Limit: 7}, {Limit: 1, Outcome: audit.OutcomeOK}, {Limit: 30}} {
+		var got []audit.Event
+		for pages := 0; ; pages++ {
+			if pages > 40 {
+				t.Fatal("paging does not end")
+			}
+			page, err := s.AuditEvents(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) > f.Limit {
+				t.Fatalf("page of %d events, limit %d", len(page), f.Limit)
+			}
+			got = append(got, page...)
+			if len(page) < f.Limit {
+				break
+			}
+			f.AfterSeq = page[len(page)-1].Seq
+		}
+		var want []audit.Event
+		for _, e := range all {
+			if f.Outcome == "" || e.Outcome == f.Outcome {
+				want = append(want, e)
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("paged with limit %d: seqs %v, want %v", f.Limit, seqsOf(got), seqsOf(want))
+		}
+	}
+	// A huge limit is capped rather than refused.
+	if got, err := s.AuditEvents(ctx, store.AuditFilter{Limit: 1 << 30}); err != nil || len(got) != len(all) {
+		t.Fatalf("huge limit: %d events, %v", len(got), err)
+	}
+}
+
+func testDeleteQueriesBefore(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	cutoff := now.Add(-24 * time.Hour)
+	qs := []store.QueryRecord{
+		Query("old1", "p", now.Add(-10*24*time.Hour)),
+		Query("old2", "p2", cutoff.Add(-time.Microsecond)),
+		Query("edge", "p", cutoff), // not before the cutoff: kept
+		Query("new", "p", now.Add(-time.Hour)),
+	}
+	var events []audit.Event
+	for _, q := range qs {
+		events = append(events, event("inference", q.PatientPseudonym, q.RequestID))
+	}
+	if _, err := s.Write(ctx, store.Batch{Queries: qs, Events: events}); err != nil {
+		t.Fatal(err)
+	}
+	eff := 0.5
+	for _, id := range []string{"old1", "new"} {
+		if err := s.SaveFeedback(ctx, store.Feedback{RequestID: id, TrueAcuity: 2, TreatmentEffectiveness: &eff, Time: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seq, hash, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := s.DeleteQueriesBefore(ctx, cutoff)
+	if err != nil || n != 2 {
+		t.Fatalf("deleted %d, %v; want 2", n, err)
+	}
+	var ids []string
+	for _, q := range history(t, s, "p", "p2") {
+		ids = append(ids, q.RequestID)
+	}
+	if want := []string{"new", "edge"}; !reflect.DeepEqual(ids, want) {
+		t.Fatalf("history after retention = %v, want %v", ids, want)
+	}
+	if err := s.SaveFeedback(ctx, store.Feedback{RequestID: "old1", Time: now}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("feedback for a deleted query: %v, want ErrNotFound", err)
+	}
+	if err := s.SaveFeedback(ctx, store.Feedback{RequestID: "new", Time: now}); err != nil {
+		t.Fatalf("feedback for a kept query: %v", err)
+	}
+	// The audit trail outlives the records it describes.
+	if s2, h2, err := s.Head(ctx); err != nil || s2 != seq || h2 != hash {
+		t.Fatalf("head after retention = %d, %v; want %d", s2, err, seq)
+	}
+	verify(t, s, seq)
+	if got, err := s.AuditEvents(ctx, store.AuditFilter{RequestID: "old1"}); err != nil || len(got) != 1 {
+		t.Fatalf("audit events of a deleted query: %d, %v", len(got), err)
+	}
+	if n, err := s.DeleteQueriesBefore(ctx, cutoff); err != nil || n != 0 {
+		t.Fatalf("second pass deleted %d, %v; want 0", n, err)
+	}
+	// A query saved again under a deleted request id is a new record.
+	if err := s.SaveQuery(ctx, Query("old1", "p", now)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testCache(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	get := func(key string, at time.Time) ([]byte, bool) {
+		t.Helper()
+		v, ok, err := s.CacheGet(ctx, key, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, ok
+	}
+	put := func(key string, val []byte, expires time.Time) {
+		t.Helper()
+		if err := s.CachePut(ctx, key, "inference", val, expires); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := get("k1", now); ok {
+		t.Fatal("hit on an empty cache")
+	}
+	put("k1", []byte("v1\x00\xff"), now.Add(time.Hour))
+	if v, ok := get("k1", now); !ok || !bytes.Equal(v, []byte("v1\x00\xff")) {
+		t.Fatalf("get k1 = %q, %v", v, ok)
+	}
+	if _, ok := get("k1", now.Add(time.Hour)); ok {
+		t.Fatal("hit at the expiry instant")
+	}
+	put("k1", []byte("v2"), now.Add(2*time.Hour)) // replaces value and expiry
+	if v, ok := get("k1", now.Add(90*time.Minute)); !ok || string(v) != "v2" {
+		t.Fatalf("get replaced k1 = %q, %v", v, ok)
+	}
+	put("empty", nil, now.Add(time.Hour))
+	if v, ok := get("empty", now); !ok || len(v) != 0 {
+		t.Fatalf("get empty = %q, %v", v, ok)
+	}
+	put("stale", []byte("x"), now.Add(-time.Second))
+	if _, ok := get("stale", now); ok {
+		t.Fatal("hit on an expired entry")
+	}
+
+	sweep := func(at time.Time, want int64) {
+		t.Helper()
+		if n, err := s.CacheSweep(ctx, at); err != nil || n != want {
+			t.Fatalf("sweep at %v = %d, %v; want %d", at.Sub(now), n, err, want)
+		}
+	}
+	sweep(now, 1) // stale
+	if _, ok := get("k1", now); !ok {
+		t.Fatal("sweep removed a live entry")
+	}
+	sweep(now.Add(time.Hour), 1) // empty, at its expiry instant
+	sweep(now.Add(3*time.Hour), 1)
+	sweep(now.Add(3*time.Hour), 0)
+	if _, ok := get("k1", now); ok {
+		t.Fatal("swept entry still served")
+	}
+}
+
+func testSingleton(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	started, release := make(chan struct{}), make(chan struct{})
+	type result struct {
+		ran bool
+		err error
+	}
+	first := make(chan result, 1)
+	go func() {
+		ran, err := s.Singleton(ctx, "retention", func(ctx context.Context) error {
+			close(started)
+			<-release
+			return nil
+		})
+		first <- result{ran, err}
+	}()
+	<-started
+	ran, err := s.Singleton(ctx, "retention", func(ctx context.Context) error {
+		t.Error("second run of a held job")
+		return nil
+	})
+	if ran || err != nil {
+		t.Fatalf("held job: ran %v, %v; want false, nil", ran, err)
+	}
+	// Another job is not excluded.
+	if ran, err := s.Singleton(ctx, "views", func(ctx context.Context) error { return nil }); !ran || err != nil {
+		t.Fatalf("other job: ran %v, %v", ran, err)
+	}
+	close(release)
+	if r := <-first; !r.ran || r.err != nil {
+		t.Fatalf("first run: ran %v, %v", r.ran, r.err)
+	}
+	// Released: it runs again, and fn's error is returned.
+	boom := errors.New("boom")
+	if ran, err := s.Singleton(ctx, "retention", func(ctx context.Context) error { return boom }); !ran || !errors.Is(err, boom) {
+		t.Fatalf("after release: ran %v, %v; want true, boom", ran, err)
+	}
+	if ran, err := s.Singleton(ctx, "retention", func(ctx context.Context) error { return nil }); !ran || err != nil {
+		t.Fatalf("after a failed run: ran %v, %v", ran, err)
+	}
+}
+
+func testPatientSealed(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	saved := Query("saved", "p", now.Add(-time.Minute))
+	written := Query("written", "p", now)
+	written.PatientSealed = "v1:sealed-bytes+/="
+	unsealed := Query("unsealed", "p", now.Add(-2*time.Minute))
+	unsealed.PatientSealed = ""
+	if err := s.SaveQuery(ctx, saved); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveQuery(ctx, unsealed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(ctx, store.Batch{Queries: []store.QueryRecord{written}}); err != nil {
+		t.Fatal(err)
+	}
+	h := history(t, s, "p")
+	if len(h) != 3 {
+		t.Fatalf("history has %d queries, want 3", len(h))
+	}
+	for i, want := range []store.QueryRecord{written, saved, unsealed} {
+		sameQuery(t, h[i], want)
+	}
+}
+
+func testRefreshViews(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := s.SaveQuery(ctx, Query("r", "p", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RefreshViews(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
