@@ -37,6 +37,7 @@ const (
 	auditKeyFile    = "audit-signing-key.json"
 	checkpointsFile = "audit-checkpoints.jsonl"
 	spoolDir        = "spool"
+	rejectFile      = "audit-rejected.jsonl"
 )
 
 // loadPHI returns the PHI keyring: from the environment when set (required
@@ -117,6 +118,7 @@ func openState(ctx context.Context, e env, c serveConfig, obs record.Observer) (
 	}
 	st.recorder = record.New(st.spool, st.store, record.Options{
 		Signer: signer, Sinks: sinks, CheckpointInterval: c.checkpointEvery, Observer: obs, Logf: logf,
+		RejectFile: filepath.Join(c.dataDir, rejectFile),
 	})
 	if n := st.spool.Pending(0); n > 0 {
 		logf("audit spool holds entries from an earlier run; replaying them into the store")

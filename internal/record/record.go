@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,11 @@ type Options struct {
 	CheckpointInterval time.Duration // … or this long after the last one, if the head moved (default 10 s)
 	RetryMin, RetryMax time.Duration // backoff while the store fails (default 50 ms … 2 s)
 	Signer             *audit.Signer // nil: no checkpoints
+	// RejectFile receives, as JSON lines, spool entries the store refuses
+	// while it is otherwise reachable (a bug, not an outage), so that one
+	// bad entry cannot hold up every later one. Empty: such an entry is
+	// retried for ever and the backlog grows (and is alerted on).
+	RejectFile string
 	Sinks              []CheckpointSink
 	Observer           Observer
 	Logf               func(format string, args ...any) // operational messages; never given PHI
@@ -260,7 +266,18 @@ func (r *Recorder) flushOnce(ctx context.Context, src string, progress *int64) (
 	}
 	chained, err := r.st.Write(ctx, b)
 	if err != nil {
-		return 0, fmt.Errorf("record: write %d entries: %w", len(recs), err)
+		werr := fmt.Errorf("record: write %d entries: %w", len(recs), err)
+		if r.opt.RejectFile == "" {
+			return 0, werr
+		}
+		if _, perr := r.st.Progress(ctx, src); perr != nil {
+			return 0, werr // the store is unreachable: an outage, retried
+		}
+		// The store answers but refuses the batch: find the entries it
+		// refuses one by one and set them aside.
+		if chained, err = r.isolate(ctx, src, recs); err != nil {
+			return 0, err
+		}
 	}
 	*progress = b.Through
 	r.setFlushed(b.Through)
@@ -279,6 +296,61 @@ func (r *Recorder) flushOnce(ctx context.Context, src string, progress *int64) (
 		r.opt.Observer.Backlog(r.Backlog())
 	}
 	return len(recs), nil
+}
+
+// isolate writes recs one entry per transaction; an entry the store
+// refuses while it stays reachable is appended to the reject file and
+// replaced in the chain by an event that says so.
+func (r *Recorder) isolate(ctx context.Context, src string, recs []spool.Record) ([]audit.Event, error) {
+	var chained []audit.Event
+	for _, rec := range recs {
+		var e Entry
+		_ = json.Unmarshal(rec.Data, &e) // decoded once already
+		b := store.Batch{Source: src, Through: rec.Pos, Queries: e.Queries, Events: e.Events}
+		evs, err := r.st.Write(ctx, b)
+		if err != nil {
+			if _, perr := r.st.Progress(ctx, src); perr != nil {
+				return nil, fmt.Errorf("record: write entry %d: %w", rec.Pos, err)
+			}
+			if qerr := r.reject(rec, err); qerr != nil {
+				return nil, qerr
+			}
+			ev := audit.Event{Time: r.opt.Now().UTC(), Actor: "system", Role: "service", Action: "audit.entry.rejected",
+				Resource: "spool", Outcome: audit.OutcomeError,
+				Reason: fmt.Sprintf("spool entry %d refused by the store (%v); kept in the reject file", rec.Pos, err)}
+			if len(e.Events) > 0 {
+				ev.RequestID, ev.Patient = e.Events[0].RequestID, e.Events[0].Patient
+			}
+			r.opt.Logf("record: spool entry %d refused by the store and set aside in %s: %v", rec.Pos, r.opt.RejectFile, err)
+			if evs, err = r.st.Write(ctx, store.Batch{Source: src, Through: rec.Pos, Events: []audit.Event{ev}}); err != nil {
+				return nil, fmt.Errorf("record: write rejection of entry %d: %w", rec.Pos, err)
+			}
+		}
+		chained = append(chained, evs...)
+	}
+	return chained, nil
+}
+
+// reject appends a refused entry to the reject file and fsyncs it.
+func (r *Recorder) reject(rec spool.Record, cause error) error {
+	f, err := os.OpenFile(r.opt.RejectFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("record: reject file: %w", err)
+	}
+	line, _ := json.Marshal(struct {
+		Pos   int64           `json:"pos"`
+		Error string          `json:"error"`
+		Entry json.RawMessage `json:"entry"`
+	}{rec.Pos, cause.Error(), rec.Data})
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("record: reject file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("record: reject file: %w", err)
+	}
+	return f.Close()
 }
 
 func (r *Recorder) setFlushed(p int64) {
@@ -309,3 +381,7 @@ func (r *Recorder) maybeCheckpoint(force bool) {
 	}
 	r.cpSeq, r.sinceCP, r.lastCP = r.head.Seq, 0, now
 }
+
+// CloseSpoolForTest closes the spool under the recorder, so that tests can
+// see how callers answer when nothing can be recorded.
+func (r *Recorder) CloseSpoolForTest() error { return r.sp.Close() }

@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -258,5 +260,44 @@ func TestRecordRejectsEmptyEntry(t *testing.T) {
 	defer sp.Close()
 	if err := New(sp, st, Options{}).Record(context.Background(), Entry{}); err == nil {
 		t.Fatal("empty entry accepted")
+	}
+}
+
+// TestRefusedEntryIsSetAside: an entry the store refuses while reachable
+// (here a query without a request id) must not hold up the ones after it.
+func TestRefusedEntryIsSetAside(t *testing.T) {
+	dir, st := setup(t)
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	rejects := filepath.Join(dir, "rejected.jsonl")
+	r := New(sp, st, Options{RejectFile: rejects, RetryMin: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := 0; i < 20; i++ {
+		e := entry(i)
+		if i == 7 {
+			e.Queries[0].RequestID = ""
+		}
+		if err := r.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go r.Run(ctx)
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	defer scancel()
+	if err := r.Sync(sctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(rejects)
+	if err != nil || strings.Count(string(b), "\n") != 1 || !strings.Contains(string(b), "req-0007") {
+		t.Fatalf("reject file: %v %q", err, b)
+	}
+	evs, err := st.AuditEvents(ctx, store.AuditFilter{Action: "audit.entry.rejected"})
+	if err != nil || len(evs) != 1 || evs[0].RequestID != "req-0007" {
+		t.Fatalf("rejection event: %v %+v", err, evs)
+	}
+	rep, err := audit.Verify(ctx, st, nil, nil)
+	if err != nil || !rep.OK || rep.Events != 20 {
+		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }

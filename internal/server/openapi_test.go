@@ -27,7 +27,11 @@ import (
 	"medserve"
 	"medserve/internal/clinical"
 	"medserve/internal/kb"
+	"medserve/internal/phi"
 	"medserve/internal/pipeline"
+	"medserve/internal/record"
+	"medserve/internal/spool"
+	"medserve/internal/store/sqlite"
 	"medserve/internal/text"
 	"medserve/internal/triage"
 )
@@ -254,13 +258,21 @@ func jsonBody(v any) []byte {
 // validates every request and response against the document.
 func TestOpenAPIRealResponses(t *testing.T) {
 	doc, router := loadOpenAPI(t)
-	deps := loadDeps(t)
+	deps := withRecords(t, loadDeps(t))
 	s := &Server{Deps: deps, metrics: deps.Metrics}
 	mux := http.NewServeMux()
 	mux.Handle("GET /openapi.json", s.handleOpenAPI())
 	mux.Handle("/", NewServer(deps))
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
+	// A server whose spool and store are closed: nothing can be recorded
+	// or read, which every audited route must answer with a 503.
+	brokenDeps := withRecords(t, loadDeps(t))
+	brokenDeps.Metrics = NewMetrics()
+	brokenDeps.Store.Close()
+	brokenDeps.Recorder.(*record.Recorder).CloseSpoolForTest()
+	broken := httptest.NewServer(NewServer(brokenDeps))
+	defer broken.Close()
 
 	specExample := map[string]any{
 		"query":       "crushing chest pain radiating to left arm, sweaty",
@@ -330,6 +342,20 @@ func TestOpenAPIRealResponses(t *testing.T) {
 		{"metrics", "GET", "/metrics", nil, 200, true},
 		{"openapi", "GET", "/openapi.json", nil, 200, true},
 
+		{"history", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"MRN-0042"}`), 200, true},
+		{"history limit", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"nobody","limit":5}`), 200, true},
+		{"history missing id", "POST", "/api/v1/patients/history", []byte(`{}`), 400, false},
+		{"history bad limit", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"x","limit":5000}`), 400, false},
+		{"history too large", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"` + strings.Repeat("a", maxBody) + `"}`), 413, false},
+		{"audit all", "GET", "/api/v1/audit", nil, 200, true},
+		{"audit filtered", "GET", "/api/v1/audit?action=inference&outcome=ok&limit=2&after=0&from=2020-01-01T00:00:00Z", nil, 200, true},
+		// OpenAPI allows undeclared query parameters; the server does not.
+		{"audit identifier in url", "GET", "/api/v1/audit?patient_id=MRN-0042", nil, 400, true},
+		{"audit bad time", "GET", "/api/v1/audit?from=yesterday", nil, 400, false},
+		{"audit search", "POST", "/api/v1/audit/search", []byte(`{"patient_id":"MRN-0042","action":"inference"}`), 200, true},
+		{"audit search bad outcome", "POST", "/api/v1/audit/search", []byte(`{"outcome":"maybe"}`), 400, false},
+		{"audit search too large", "POST", "/api/v1/audit/search", []byte(`{"actor":"` + strings.Repeat("a", maxBody) + `"}`), 413, true},
+
 		{"v2 server", "GET", "/v2", nil, 200, true},
 		{"v2 live", "GET", "/v2/health/live", nil, 200, true},
 		{"v2 ready", "GET", "/v2/health/ready", nil, 200, true},
@@ -365,11 +391,22 @@ func TestOpenAPIRealResponses(t *testing.T) {
 		{"v2 model version ready (not ready)", "GET", "/v2/models/triage/versions/1/ready", nil, 503, true},
 	}
 
+	unrecorded := []apiCase{
+		{"inference unrecordable", "POST", "/api/v1/inference", []byte(`{"query":"headache"}`), 503, true},
+		{"clinical unrecordable", "POST", "/api/v1/clinical", []byte(`{"query":"headache"}`), 503, true},
+		{"analyze unrecordable", "POST", "/api/v1/analyze", []byte(`{"text":"headache"}`), 503, true},
+		{"interactions unrecordable", "POST", "/api/v1/interactions", []byte(`{"medications":["warfarin"]}`), 503, true},
+		{"history store down", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"MRN-0042"}`), 503, true},
+		{"audit store down", "GET", "/api/v1/audit", nil, 503, true},
+		{"audit search store down", "POST", "/api/v1/audit/search", []byte(`{}`), 503, true},
+	}
+
 	seen := map[string]bool{} // "METHOD path status" of the document
 	ran := 0
+	target := ts
 	run := func(c apiCase) {
 		t.Run(c.name, func(t *testing.T) {
-			key, body := checkCase(t, doc, router, ts, c)
+			key, body := checkCase(t, doc, router, target, c)
 			seen[key] = true
 			ran++
 			switch {
@@ -383,6 +420,11 @@ func TestOpenAPIRealResponses(t *testing.T) {
 	for _, c := range cases {
 		run(c)
 	}
+	target = broken
+	for _, c := range unrecorded {
+		run(c)
+	}
+	target = ts
 	deps.Ready.Store(false)
 	for _, c := range notReady {
 		run(c)
@@ -390,8 +432,8 @@ func TestOpenAPIRealResponses(t *testing.T) {
 
 	// Every documented operation and status must have been seen for real
 	// (unless -run left cases out).
-	if ran < len(cases)+len(notReady) {
-		t.Logf("%d of %d cases ran: documented statuses not checked", ran, len(cases)+len(notReady))
+	if all := len(cases) + len(notReady) + len(unrecorded); ran < all {
+		t.Logf("%d of %d cases ran: documented statuses not checked", ran, all)
 		return
 	}
 	for path, item := range doc.Paths.Map() {
@@ -531,4 +573,32 @@ func visitContent(doc *openapi3.T, schema, content string) error {
 		return err
 	}
 	return doc.Components.Schemas[schema].Value.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors())
+}
+
+// withRecords gives deps a real SQLite store, spool, recorder and PHI key,
+// as serve wires them.
+func withRecords(t *testing.T, deps Deps) Deps {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "medserve.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sp, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	kr, err := phi.NewKeyring(phi.Key{ID: "k1", Secret: bytes.Repeat([]byte{3}, phi.SecretSize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record.New(sp, st, record.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go rec.Run(ctx)
+	t.Cleanup(func() { cancel(); rec.Wait() })
+	deps.Recorder, deps.Store, deps.PHI = rec, st, kr
+	deps.QueryHash = func(parts ...string) string { return strings.Join(parts, "|") }
+	return deps
 }

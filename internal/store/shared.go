@@ -118,10 +118,12 @@ func CeilMicro(t time.Time) time.Time {
 	return c
 }
 
-// CheckQuery reports a query record no backend may store.
+// CheckQuery reports a query record no backend may store. A query without
+// a patient (no identifier was given) is kept with an empty pseudonym: it
+// still counts for analytics and compliance, and joins no one's history.
 func CheckQuery(q QueryRecord) error {
-	if q.RequestID == "" || q.PatientPseudonym == "" {
-		return errors.New("query without request id or patient")
+	if q.RequestID == "" {
+		return errors.New("query without request id")
 	}
 	return nil
 }

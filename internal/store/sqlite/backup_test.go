@@ -217,15 +217,21 @@ func TestRestoreRefuses(t *testing.T) {
 	}
 }
 
-// TestDeleteQueriesBeforeChunks crosses the retention chunk size.
+// TestDeleteQueriesBeforeChunks deletes across several chunks, and exactly
+// a multiple of the chunk size (the loop's edge).
 func TestDeleteQueriesBeforeChunks(t *testing.T) {
+	for _, n := range []int{3*7 + 2, 3 * 7} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) { testDeleteChunks(t, n, 7) })
+	}
+}
+
+func testDeleteChunks(t *testing.T, n int, chunk int64) {
 	db, _ := openTemp(t)
 	ctx := context.Background()
-	const n = 2*deleteChunk + 7
 	patients := storetest.LoadHistory(t, db, n, 10)
 	fill(t, db, "recent", 1) // one query newer than the cutoff
-	deleted, err := db.DeleteQueriesBefore(ctx, time.Now().Add(-time.Minute))
-	if err != nil || deleted != n {
+	deleted, err := db.deleteQueriesBefore(ctx, time.Now().Add(-time.Minute), chunk)
+	if err != nil || deleted != int64(n) {
 		t.Fatalf("deleted %d, %v; want %d", deleted, err, n)
 	}
 	if h, err := db.PatientHistory(ctx, append(patients, "p"), 0); err != nil || len(h) != 1 {

@@ -143,11 +143,15 @@ func (d *DB) AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Even
 // Each chunk is its own transaction, so an error or cancellation part way
 // leaves the older part deleted and the rest for the next pass.
 func (d *DB) DeleteQueriesBefore(ctx context.Context, t time.Time) (int64, error) {
+	return d.deleteQueriesBefore(ctx, t, deleteChunk)
+}
+
+func (d *DB) deleteQueriesBefore(ctx context.Context, t time.Time, chunk int64) (int64, error) {
 	cutoff := micros(store.CeilMicro(t))
 	var total int64
 	for {
 		res, err := d.db.ExecContext(ctx, `DELETE FROM queries WHERE rowid IN
-			(SELECT rowid FROM queries WHERE time < ? LIMIT ?)`, cutoff, deleteChunk)
+			(SELECT rowid FROM queries WHERE time < ? LIMIT ?)`, cutoff, chunk)
 		if err != nil {
 			return total, fmt.Errorf("sqlite: delete queries: %w", err)
 		}
@@ -156,7 +160,7 @@ func (d *DB) DeleteQueriesBefore(ctx context.Context, t time.Time) (int64, error
 			return total, fmt.Errorf("sqlite: delete queries: %w", err)
 		}
 		total += n
-		if n < deleteChunk {
+		if n < chunk {
 			return total, nil
 		}
 	}
