@@ -59,10 +59,10 @@ type Options struct {
 	// bad entry cannot hold up every later one. Empty: such an entry is
 	// retried for ever and the backlog grows (and is alerted on).
 	RejectFile string
-	Sinks              []CheckpointSink
-	Observer           Observer
-	Logf               func(format string, args ...any) // operational messages; never given PHI
-	Now                func() time.Time
+	Sinks      []CheckpointSink
+	Observer   Observer
+	Logf       func(format string, args ...any) // operational messages; never given PHI
+	Now        func() time.Time
 }
 
 // Recorder appends entries to a spool and flushes them into a store.
