@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"medserve/internal/audit"
 	"medserve/internal/batcher"
 	"medserve/internal/pgtest"
 )
@@ -434,4 +435,70 @@ func scanPostgres(t *testing.T, url string, leaks func(string, []byte)) {
 		}
 		leaks("PostgreSQL table "+tbl, []byte(strings.Join(all, "\n")))
 	}
+}
+
+// TestTwoReplicasOneChain: two servers sharing one PostgreSQL database (and
+// the PHI key) append to one audit chain, and either serves the history of
+// a patient seen by the other.
+func TestTwoReplicasOneChain(t *testing.T) {
+	db := pgtest.FreshDatabase(t)
+	getenv := testEnv(map[string]string{"MEDSERVE_PHI_KEY": testPHIKey})
+	dirA, dirB := t.TempDir(), t.TempDir()
+	baseA, _, stopA := startServerWith(t, serveConfig{dataDir: dirA, databaseURL: db, cacheMB: 0}, getenv)
+	baseB, _, stopB := startServerWith(t, serveConfig{dataDir: dirB, databaseURL: db, cacheMB: 0}, getenv)
+	const perReplica = 60
+	var wg sync.WaitGroup
+	for r, base := range []string{baseA, baseB} {
+		for w := 0; w < 3; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < perReplica; i += 3 {
+					body := fmt.Sprintf(`{"query": "headache %d-%d", "patient": {"id": "R-%d"}}`, r, i, i%5)
+					resp, err := http.Post(base+"/api/v1/inference", "application/json", strings.NewReader(body))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						t.Errorf("replica %d: %d", r, resp.StatusCode)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	code, _, hist := post(t, baseB+"/api/v1/patients/history", `{"patient_id": "R-0", "limit": 100}`)
+	var h historyProbe
+	if code != http.StatusOK || json.Unmarshal(hist, &h) != nil || len(h.Queries) != 2*perReplica/5 {
+		t.Fatalf("replica B's history of R-0: %d, %d queries, want %d from both replicas", code, len(h.Queries), 2*perReplica/5)
+	}
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	// Each replica's checkpoints sign heads of the one chain.
+	out, err := verifyCmd(t, getenv, "--data-dir", dirA, "--database-url", db, "--checkpoints", filepath.Join(dirB, checkpointsFile),
+		"--public-keys", publicKeyArg(t, dirB))
+	if err != nil || !strings.Contains(out, "OK") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	// 2×60 inferences, one history read.
+	if !strings.Contains(out, fmt.Sprintf(" %d events", 2*perReplica+1)) {
+		t.Fatalf("want %d events in the one chain:\n%s", 2*perReplica+1, out)
+	}
+}
+
+// publicKeyArg is the --public-keys value for the signing key in dir.
+func publicKeyArg(t *testing.T, dir string) string {
+	s, err := audit.ReadSigner(filepath.Join(dir, auditKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, pub := s.PublicKey()
+	return id + ":" + base64.StdEncoding.EncodeToString(pub)
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -58,7 +60,12 @@ func LoadOrCreateSigner(path string) (s *Signer, created bool, err error) {
 		if _, err := rand.Read(seed); err != nil {
 			return nil, false, fmt.Errorf("audit key: %w", err)
 		}
-		kf := keyFile{ID: "a1", Seed: base64.StdEncoding.EncodeToString(seed)}
+		// The id names the key by its fingerprint: replicas that each
+		// generate a key must not label different keys alike, or a
+		// verifier holding several public keys would pick the wrong one.
+		pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+		fp := sha256.Sum256(pub)
+		kf := keyFile{ID: "ed-" + hex.EncodeToString(fp[:6]), Seed: base64.StdEncoding.EncodeToString(seed)}
 		data, _ := json.Marshal(kf)
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, false, fmt.Errorf("audit key: %w", err)
