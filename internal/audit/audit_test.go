@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -530,4 +531,22 @@ func BenchmarkVerify10k(b *testing.B) {
 			b.Fatal(r, err)
 		}
 	}
+}
+
+// FuzzParsePublicKeys: any input is either a key map of 32-byte keys or an error, never a panic.
+func FuzzParsePublicKeys(f *testing.F) {
+	for _, s := range []string{"", "a1:" + strings.Repeat("A", 43) + "=", "a:b,c:d", ",,,", "id:", ":AAAA"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		keys, err := ParsePublicKeys(s)
+		if err != nil {
+			return
+		}
+		for id, k := range keys {
+			if id == "" || len(k) != 32 {
+				t.Fatalf("%q: key %q of %d bytes", s, id, len(k))
+			}
+		}
+	})
 }

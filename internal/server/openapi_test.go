@@ -577,7 +577,7 @@ func visitContent(doc *openapi3.T, schema, content string) error {
 
 // withRecords gives deps a real SQLite store, spool, recorder and PHI key,
 // as serve wires them.
-func withRecords(t *testing.T, deps Deps) Deps {
+func withRecords(t testing.TB, deps Deps) Deps {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "medserve.db"))
