@@ -49,12 +49,12 @@ type Observer interface {
 
 // Options tune a Recorder; zero values take the defaults.
 type Options struct {
-	MaxBatch           int           // entries per store transaction (default 512)
+	MaxBatch int // entries per store transaction (default 512)
 	// Linger is how long the flusher waits, after new entries arrive, for
 	// more to join the batch (default 10 ms). Entries are already durable
 	// in the spool, so waiting costs only how soon the store shows them;
 	// it saves a transaction (and the database's fsync) per few requests.
-	Linger time.Duration
+	Linger             time.Duration
 	CheckpointEvery    int64         // sign a checkpoint after this many new events (default 1000)
 	CheckpointInterval time.Duration // … or this long after the last one, if the head moved (default 10 s)
 	RetryMin, RetryMax time.Duration // backoff while the store fails (default 50 ms … 2 s)
