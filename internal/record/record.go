@@ -86,6 +86,7 @@ type Recorder struct {
 	cpSeq   int64
 	head    audit.Event
 	runDone chan struct{}
+	kick    chan struct{} // Sync asks the flusher not to linger
 }
 
 // New returns a Recorder over an open spool and store. Call Run to start flushing.
@@ -114,7 +115,7 @@ func New(sp *spool.Log, st store.Store, opt Options) *Recorder {
 	if opt.Logf == nil {
 		opt.Logf = func(string, ...any) {}
 	}
-	return &Recorder{sp: sp, st: st, opt: opt, advance: make(chan struct{}), runDone: make(chan struct{})}
+	return &Recorder{sp: sp, st: st, opt: opt, advance: make(chan struct{}), runDone: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // Record makes e durable: when it returns nil the entry is in the spool and
@@ -155,6 +156,12 @@ func (r *Recorder) StoreDown() bool { return r.down.Load() }
 // for read-your-writes (a clinician's history right after a query).
 func (r *Recorder) Sync(ctx context.Context) error {
 	target := r.sp.Last()
+	if r.flushed.Load() < target {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
 	for {
 		r.mu.Lock()
 		ch := r.advance
@@ -207,6 +214,7 @@ func (r *Recorder) Run(ctx context.Context) {
 			if r.sp.Last()-progress < int64(r.opt.MaxBatch) {
 				select {
 				case <-ctx.Done():
+				case <-r.kick:
 				case <-time.After(r.opt.Linger):
 				}
 			}
