@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"medserve/internal/audit"
@@ -44,6 +45,10 @@ func cmdBackup(ctx context.Context, e env) error {
 	}
 	if err := db.Backup(ctx, *out); err != nil {
 		return fmt.Errorf("backup %s: %w", where, err)
+	}
+	// A backup holds what the store holds (pseudonyms, sealed PHI): owner only.
+	if err := os.Chmod(*out, 0o600); err != nil {
+		return fmt.Errorf("backup %s: %w", *out, err)
 	}
 	fmt.Fprintf(e.stdout, "backed up %s to %s (audit chain at event %d, head %s)\n", where, *out, seq, head)
 	return nil

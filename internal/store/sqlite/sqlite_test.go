@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -386,6 +387,19 @@ func BenchmarkAuditAppend(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := chain.Append(ctx, audit.Event{Role: "clinician", Action: "inference", Patient: "p", Outcome: audit.OutcomeOK}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestDatabaseFileIsOwnerOnly(t *testing.T) {
+	_, path := openTemp(t)
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: it holds pseudonyms and sealed PHI", filepath.Base(p), fi.Mode().Perm())
 		}
 	}
 }
