@@ -264,6 +264,12 @@ func TestDurabilityAcrossDatabaseOutage(t *testing.T) {
 
 // startRedis starts a private redis-server on a free port for one test.
 func startRedis(t *testing.T) string {
+	url, _ := startRedisProc(t)
+	return url
+}
+
+// startRedisProc is startRedis, also returning the process so a test can kill it.
+func startRedisProc(t *testing.T) (string, *exec.Cmd) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -292,7 +298,73 @@ func startRedis(t *testing.T) string {
 			t.Fatal("private redis-server did not answer")
 		}
 	}
-	return url
+	return url, cmd
+}
+
+// TestRedisOutage: with Redis killed in the middle of a load, every
+// request is still answered (from L1, the store's L3 or computed).
+func TestRedisOutage(t *testing.T) {
+	url, proc := startRedisProc(t)
+	// A small L1 so that lookups reach the lower levels.
+	base, _, stop := startServerWith(t, serveConfig{dataDir: t.TempDir(), cacheMB: 1, redisURL: url}, testEnv(nil))
+	metrics := func() string {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	const total = 600
+	var next atomic.Int64
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > total {
+					return
+				}
+				if i == total/3 {
+					proc.Process.Kill() // Redis dies mid-load
+				}
+				// Before the outage 40 bodies repeat (answered from a cache
+				// level); after it every body is new, so every lookup goes
+				// past L1 to the dead Redis.
+				k := i
+				if i < total/3 {
+					k = i % 40
+				}
+				body := fmt.Sprintf(`{"query": "abdominal pain and vomiting %d"}`, k)
+				resp, err := http.Post(base+"/api/v1/inference", "application/json", strings.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	m := metrics()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed while Redis was down", failed.Load(), total)
+	}
+	if !strings.Contains(m, `medserve_cache_events_total{event="error",level="l2"}`) {
+		t.Log(grepLines(m, "medserve_cache_events_total"))
+		t.Errorf("the outage did not show in the metrics (no l2 error events): the test did not test anything")
+	}
 }
 
 // TestNoPHILeaks plants a patient identifier and a made-up word in the
@@ -501,4 +573,14 @@ func publicKeyArg(t *testing.T, dir string) string {
 	}
 	id, pub := s.PublicKey()
 	return id + ":" + base64.StdEncoding.EncodeToString(pub)
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
