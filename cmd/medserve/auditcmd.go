@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,8 +19,11 @@ import (
 var errChainBroken = errors.New("audit chain verification failed")
 
 func cmdAudit(ctx context.Context, e env) error {
+	if len(e.args) > 0 && e.args[0] == "public-key" {
+		return cmdAuditPublicKey(e)
+	}
 	if len(e.args) == 0 || e.args[0] != "verify" {
-		fmt.Fprintln(e.stderr, "usage: medserve audit verify [--data-dir DIR] [--database-url URL] [--checkpoints FILE,...] [--public-keys id:base64,...] [--json]")
+		fmt.Fprintln(e.stderr, "usage: medserve audit verify [--data-dir DIR] [--database-url URL] [--checkpoints FILE,...] [--public-keys id:base64,...] [--json]\n       medserve audit public-key [--data-dir DIR]   the checkpoint key's id:base64 public half, for auditors and for --public-keys after a rotation")
 		return errUsage
 	}
 	e.args = e.args[1:]
@@ -107,4 +111,27 @@ func printAuditReport(e env, where string, rep audit.Report, keys map[string]ed2
 	for _, p := range rep.Problems[1:] {
 		fmt.Fprintf(e.stdout, "  event %d (%s): %s\n", p.Seq, p.Kind, p.Detail)
 	}
+}
+
+// cmdAuditPublicKey prints the current checkpoint signing key's public half
+// as id:base64, the form --public-keys takes.
+func cmdAuditPublicKey(e env) error {
+	e.args = e.args[1:]
+	fset := flag.NewFlagSet("audit public-key", flag.ContinueOnError)
+	dataDir := fset.String("data-dir", envOr(e.getenv, "MEDSERVE_DATA_DIR", "./medserve-data"), "state directory, as given to serve (env MEDSERVE_DATA_DIR)")
+	if err := parseFlags(fset, e); err != nil {
+		return err
+	}
+	s, ok, err := audit.SignerFromEnv(e.getenv)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if s, err = audit.ReadSigner(filepath.Join(*dataDir, auditKeyFile)); err != nil {
+			return err
+		}
+	}
+	id, pub := s.PublicKey()
+	fmt.Fprintf(e.stdout, "%s:%s\n", id, base64.StdEncoding.EncodeToString(pub))
+	return nil
 }

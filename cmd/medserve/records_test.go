@@ -22,7 +22,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
-	"medserve/internal/audit"
 	"medserve/internal/batcher"
 	"medserve/internal/pgtest"
 )
@@ -565,14 +564,14 @@ func TestTwoReplicasOneChain(t *testing.T) {
 	}
 }
 
-// publicKeyArg is the --public-keys value for the signing key in dir.
+// publicKeyArg is the --public-keys value for the signing key in dir, as
+// `medserve audit public-key` prints it.
 func publicKeyArg(t *testing.T, dir string) string {
-	s, err := audit.ReadSigner(filepath.Join(dir, auditKeyFile))
-	if err != nil {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"medserve", "audit", "public-key", "--data-dir", dir}, testEnv(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	id, pub := s.PublicKey()
-	return id + ":" + base64.StdEncoding.EncodeToString(pub)
+	return strings.TrimSpace(out.String())
 }
 
 func grepLines(s, substr string) string {

@@ -47,6 +47,7 @@ Usage:
   medserve bench [--url URL] [--rate N] [--duration D] [--baseline]   load-test the inference API
   medserve migrate [--database-url URL]   apply the store's migrations (SQLite in --data-dir by default)
   medserve audit verify [--database-url URL]   check the audit hash chain and signed checkpoints; non-zero exit on failure
+  medserve audit public-key           the checkpoint key's public half (id:base64) for auditors
   medserve backup --out PATH          write a consistent copy of the store (SQLite file or pg_dump archive)
   medserve restore --in PATH [--force]   load a backup into the store (server stopped), then verify its audit chain
   medserve lexicon                    lexicon and rule-set sizes, by type and source
