@@ -2,54 +2,19 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"medserve/internal/batcher"
 )
 
-// startServer runs the real program's serve on a loopback port and waits
-// for readiness.
+// startServer runs the real program's serve, with embedded defaults, on a
+// loopback port and waits for readiness.
 func startServer(t *testing.T) (base string, stop func() error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() {
-		e := env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: &logs}
-		done <- serve(ctx, e, serveConfig{addr: ln.Addr().String(), dataDir: t.TempDir(), models: bundledModels, deadline: time.Second, shutdownGrace: 5 * time.Second,
-			batch: batcher.Config{MaxBatchSize: 8, MaxQueueDelay: 100 * time.Microsecond}, cacheMB: 16}, ln)
-	}()
-	base = "http://" + ln.Addr().String()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("server not ready: %v\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return base, func() error {
-		cancel()
-		return <-done
-	}
+	base, _, stop = startServerWith(t, serveConfig{dataDir: t.TempDir(), cacheMB: 16}, testEnv(nil))
+	return base, stop
 }
 
 func post(t *testing.T, url, body string) (int, http.Header, []byte) {
