@@ -161,7 +161,7 @@ func TestCrash(t *testing.T) {
 		if lost > 0 {
 			t.Fatalf("round %d: %d acknowledged records lost (retained %d..%d)", round, lost, first, l.Last())
 		}
-		t.Logf("round %d: %d acked, retained %d..%d, truncated %d bytes", round, n, first, l.Last(), l.Stats().TruncatedOnOpen)
+		t.Logf("round %d: %d acked, retained %d..%d, zeroed %d bytes of torn tail", round, n, first, l.Last(), l.Stats().ZeroedOnOpen)
 		prevLast = l.Last()
 		if err := l.Close(); err != nil {
 			t.Fatal(err)

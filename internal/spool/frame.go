@@ -18,14 +18,22 @@ import (
 //	[18:]    data
 //
 // The CRC covers the whole header except itself, not only position and data,
-// so a flipped flag or length bit is caught as well. The magic is non-zero so
-// that a zero-filled tail (a file extended but never written) never parses.
+// so a flipped flag or length bit is caught as well.
+//
+// An all-zero header is never a valid frame: the magic is non-zero (and
+// position 0 is never used either). Segments are preallocated with zeros,
+// so this is what makes the zeros after the last frame read as the end of
+// the log rather than as a record. Every future frame version must keep a
+// non-zero first byte.
 const (
 	headerSize = 18
 	magicV1    = 0xC5
 	flagCommit = 1 << 0
 	knownFlags = flagCommit
 )
+
+// Compile-time check that the magic is not zero (the constant would overflow).
+const _ uint8 = magicV1 - 1
 
 // segSuffix ends every segment file name; the stem is the first position,
 // zero-padded to 20 digits so that name order is position order.

@@ -11,7 +11,8 @@ import (
 // FuzzRecover writes arbitrary bytes as a segment file, or as a tail after
 // three valid records, and checks that Open either fails cleanly with
 // ErrCorrupt or recovers only valid records (all three valid ones, in the
-// tail case), and that the recovered Log appends and reads.
+// tail case), leaves the file preallocated with only zeros after them, and
+// that the recovered Log appends and reads.
 func FuzzRecover(f *testing.F) {
 	f.Add(build(1, 2, 3), false)
 	f.Add(build(1, 2, 3)[:50], false)
@@ -24,6 +25,11 @@ func FuzzRecover(f *testing.F) {
 	f.Add(damage(build(4, 1, 2, 1), 0), true)
 	f.Add(build(1, 3)[:40], true)
 	f.Add([]byte("garbage"), true)
+	f.Add(pad(build(1, 2, 3)), false)
+	f.Add(pad(zero(build(1, 1, 3), 1)), false)
+	f.Add(pad(damage(build(1, 2, 2, 2), 1)), false)
+	f.Add(append(make([]byte, 100), "junk"...), true)
+	f.Add(append(zero(build(4, 1, 2), 1), make([]byte, 200)...), true)
 	f.Fuzz(func(t *testing.T, b []byte, asTail bool) {
 		dir := t.TempDir()
 		content, keep := b, 0
@@ -31,7 +37,7 @@ func FuzzRecover(f *testing.F) {
 			content, keep = append(build(1, 2, 1), b...), 3
 		}
 		writeSpool(t, dir, false, map[int64][]byte{1: content})
-		l, err := Open(dir, Options{SegmentBytes: 1 << 20, MaxRecord: 1 << 16})
+		l, err := Open(dir, Options{SegmentBytes: testSegBytes, MaxRecord: 1 << 16})
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Open: %v, want a clean ErrCorrupt", err)
@@ -39,6 +45,7 @@ func FuzzRecover(f *testing.F) {
 			return
 		}
 		defer l.Close()
+		checkSegFiles(t, l, testSegBytes)
 		got, err := l.Read(1, 0, 0) // Read checks every CRC again
 		if err != nil {
 			t.Fatalf("Read: %v", err)

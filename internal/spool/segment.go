@@ -14,7 +14,7 @@ import (
 type segment struct {
 	first int64        // position of its first record, also its file name
 	last  int64        // last durable position in it; first-1 while empty
-	size  int64        // durable bytes
+	size  int64        // durable bytes of frames; zeros follow them in the file
 	index []indexEntry // sparse: the first record, then one every indexStride bytes
 }
 
@@ -46,7 +46,7 @@ func (s *segment) seek(from int64) indexEntry {
 
 // scanResult is what scanSegment found.
 type scanResult struct {
-	bad    bool   // the bytes from seg.size on are not a whole, valid frame
+	bad    bool   // the bytes from seg.size on are not a whole, valid frame (zeros included)
 	reason string // why, when bad
 }
 
@@ -55,7 +55,10 @@ type scanResult struct {
 // seg.first+1, …; it fills seg's last, size and index with the valid prefix
 // and stops at the first frame that is short, malformed, out of sequence or
 // fails its CRC. Only I/O failures are errors; damage is reported in the
-// result because what it means depends on which segment this is.
+// result because what it means depends on which segment this is, and on
+// whether the bytes from seg.size on are the preallocated zeros (the usual
+// end of a segment, reported as bad like any other header that does not
+// parse).
 func scanSegment(f io.ReaderAt, size int64, seg *segment) (scanResult, error) {
 	seg.last, seg.size, seg.index = seg.first-1, 0, nil
 	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 256<<10)
@@ -108,9 +111,9 @@ func scanSegment(f io.ReaderAt, size int64, seg *segment) (scanResult, error) {
 // starts only after that fsync returned. A torn write is always the last
 // one, so nothing valid can follow its commit frame. Hence a valid commit
 // frame followed directly by the next position means the damaged bytes
-// before it were fsync'd and acknowledged: truncating would lose them, so
+// before it were fsync'd and acknowledged: zeroing would lose them, so
 // Open must fail instead. (Damage inside the very last write group with no
-// later write is indistinguishable from a torn write and is truncated.)
+// later write is indistinguishable from a torn write and is zeroed.)
 //
 // Candidates must have positions just above lastGood, which rules out stale
 // frames of older files.

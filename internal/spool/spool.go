@@ -17,29 +17,37 @@
 //
 // One writer goroutine owns the active file. Append queues a record and waits;
 // the writer takes everything queued (up to maxBatchBytes), assigns positions,
-// writes it with one write call and one fsync, then wakes all of those
-// callers. While it waits for one fsync the next batch queues up, so with many
-// concurrent appenders each fsync carries many records, and a lone appender
-// pays exactly one fsync. Positions are assigned by the writer, not at
+// writes it with one write call and one fdatasync, then wakes all of those
+// callers. While it waits for one fdatasync the next batch queues up, so with
+// many concurrent appenders each one carries many records, and a lone
+// appender pays exactly one. Positions are assigned by the writer, not at
 // enqueue, so a failed write consumes none and a cancelled Append that the
 // writer has not taken yet is simply dropped.
 //
 // # Files
 //
 // A segment file is a sequence of frames (see frame.go) named by its first
-// position. The writer rolls to a new segment before a write that would take
-// the active one past Options.SegmentBytes. Beside the segments the directory
-// holds ID (the spool's identity) and LOCK (an flock against a second process
-// opening the same spool).
+// position, followed by zeros: every segment is preallocated, written full
+// of zeros to Options.SegmentBytes and fsync'd before it takes records (see
+// prealloc.go), so that appends overwrite zeros in place and the cheap
+// fdatasync makes them durable. The writer rolls to a new segment before a
+// write that would take the active one's records past Options.SegmentBytes.
+// Beside the segments the directory holds ID (the spool's identity), LOCK
+// (an flock against a second process opening the same spool) and, while
+// the next segment is being prepared, SPARE.
 //
 // # Recovery
 //
-// Open scans every segment. Older segments were fsync'd before the next was
-// created, so any damage there is corruption of acknowledged data and an
-// error. In the last segment, bytes after the last valid frame are a torn
-// write whose fsync never returned, so nothing there was acknowledged: they
-// are truncated away — unless a later complete write follows the damage (see
-// ackedAfter), which proves it hit acknowledged records.
+// Open scans every segment. The zeros after the last valid frame are the
+// end of the log. Older segments were fsync'd before the next was created,
+// so any other damage there is corruption of acknowledged data and an
+// error. In the last segment, non-zero bytes after the last valid frame are
+// a torn write whose fsync never returned, so nothing there was
+// acknowledged: they are overwritten with zeros (and fsync'd), which keeps
+// the file preallocated — unless a later complete write follows the damage
+// (see ackedAfter), which proves it hit acknowledged records. A last
+// segment shorter than Options.SegmentBytes (written by an older version,
+// or with a smaller SegmentBytes) is extended with zeros.
 package spool
 
 import (
@@ -60,9 +68,12 @@ import (
 	"sync/atomic"
 )
 
-// Defaults applied to zero Options fields.
+// Defaults applied to zero Options fields. A segment is zero-filled before
+// use, so its size is also the write that a roll prepares in the
+// background (about 10 ms for 16 MiB on a cloud SSD); 16 MiB is
+// PostgreSQL's WAL segment size too.
 const (
-	DefaultSegmentBytes = 64 << 20
+	DefaultSegmentBytes = 16 << 20
 	DefaultMaxRecord    = 4 << 20
 )
 
@@ -95,8 +106,12 @@ var (
 
 // Options configures a Log. Zero fields take the defaults.
 type Options struct {
-	SegmentBytes int64 // roll to a new segment file after this many bytes (default 64 MiB)
-	MaxRecord    int   // largest accepted record in bytes (default 4 MiB)
+	// SegmentBytes is the size a segment file is preallocated to; the
+	// writer rolls to a new segment when the next record would not fit in
+	// what is left. A record larger than a whole segment gets a segment of
+	// its own, which it extends. Default 16 MiB.
+	SegmentBytes int64
+	MaxRecord    int // largest accepted record in bytes (default 4 MiB)
 }
 
 // Record is one durable record.
@@ -107,17 +122,17 @@ type Record struct {
 
 // Stats are cumulative counters of a Log since Open, for metrics.
 type Stats struct {
-	Records         int64 // records made durable
-	Syncs           int64 // fsyncs of segment data (one per group commit)
-	Bytes           int64 // bytes written to segments, headers included
-	TruncatedOnOpen int64 // bytes of torn tail that Open cut off
+	Records      int64 // records made durable
+	Syncs        int64 // fdatasyncs of segment data (one per group commit)
+	Bytes        int64 // bytes of records written to segments, headers included
+	ZeroedOnOpen int64 // bytes of torn tail that Open overwrote with zeros
 }
 
 // segFile is what the writer needs of the active segment; an interface only
 // so that tests can inject write and fsync failures.
 type segFile interface {
 	io.WriterAt
-	Sync() error
+	Datasync() error // fdatasync where available (see datasync), else fsync
 	Truncate(size int64) error
 	Close() error
 }
@@ -149,15 +164,19 @@ type Log struct {
 	// Owned by the writer goroutine (set up by Open before it starts).
 	active    segFile
 	activeSeg *segment
-	next      int64 // position of the next record written
-	size      int64 // bytes in the active segment
+	next      int64      // position of the next record written
+	size      int64      // bytes of records in the active segment
+	alloc     int64      // size of the active segment file, >= size
+	spare     chan error // non-nil while a spare is prepared in the background; receives its outcome
 	buf       []byte
 	batch     []*request
 	newIndex  []indexEntry
 	wrap      func(*os.File) segFile
 
+	quit chan struct{} // closed when the writer exits, to stop a spare's preparation
+
 	records, syncs, bytes atomic.Int64
-	truncated             int64
+	zeroed                int64
 }
 
 // request is one Append waiting for the writer.
@@ -171,16 +190,17 @@ type request struct {
 }
 
 // Open opens the spool in dir, creating dir (0700) and the spool if needed,
-// and recovers from a crash: a torn tail of the last segment is truncated,
-// damage that may have hit acknowledged records fails with ErrCorrupt. Open
-// reads every segment once to verify it.
+// and recovers from a crash: a torn tail of the last segment is overwritten
+// with zeros, damage that may have hit acknowledged records fails with
+// ErrCorrupt. Open reads every segment once to verify it, and creating a
+// spool writes its first segment full of zeros.
 func Open(dir string, opts Options) (*Log, error) { return open(dir, opts, nil) }
 
 // open is Open with a hook that wraps every segment file the writer uses,
 // so that tests can inject write and fsync failures.
 func open(dir string, opts Options, wrap func(*os.File) segFile) (*Log, error) {
 	if wrap == nil {
-		wrap = func(f *os.File) segFile { return f }
+		wrap = func(f *os.File) segFile { return osFile{f} }
 	}
 	if opts.SegmentBytes == 0 {
 		opts.SegmentBytes = DefaultSegmentBytes
@@ -205,6 +225,7 @@ func open(dir string, opts Options, wrap func(*os.File) segFile) (*Log, error) {
 		wake:   make(chan struct{}, 1),
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		quit:   make(chan struct{}),
 		wrap:   wrap,
 	}
 	if err := l.load(); err != nil {
@@ -244,6 +265,9 @@ func (l *Log) load() error {
 		}
 	}
 	slices.Sort(firsts)
+	if err := removeSpare(l.dir); err != nil {
+		return err
+	}
 
 	if len(firsts) == 0 {
 		// A new spool. Its ID is (re)made here even if an ID file exists:
@@ -257,13 +281,16 @@ func (l *Log) load() error {
 		if err := syncDir(l.dir); err != nil {
 			return err
 		}
-		f, err := l.createSeg(1)
+		if err := prepareSpare(l.dir, l.opts.SegmentBytes, nil); err != nil {
+			return fmt.Errorf("create first segment: %w", err)
+		}
+		f, err := l.installSpare(1)
 		if err != nil {
 			return fmt.Errorf("create first segment: %w", err)
 		}
-		l.active, l.activeSeg, l.next = f, &segment{first: 1, last: 0}, 1
+		l.active, l.activeSeg, l.next, l.alloc = f, &segment{first: 1, last: 0}, 1, l.opts.SegmentBytes
 		l.segs = []*segment{l.activeSeg}
-		return syncDir(l.dir)
+		return nil
 	}
 
 	if l.id, err = readID(l.dir); err != nil {
@@ -285,7 +312,26 @@ func (l *Log) load() error {
 			return err
 		}
 		seg := &segment{first: first}
-		if err := l.recoverSegment(f, seg, isLast); err != nil {
+		fileSize, err := l.recoverSegment(f, seg, isLast)
+		if err == nil && isLast && fileSize < l.opts.SegmentBytes {
+			// Best effort: if this fails (a full disk) appends extend the
+			// file, which is correct, only slower, and the spool still
+			// opens, so the flusher can drain and trim it.
+			if zerr := writeZeros(f, fileSize, l.opts.SegmentBytes, nil); zerr == nil {
+				fileSize = l.opts.SegmentBytes
+			} else {
+				fileSize, err = statSize(f)
+			}
+		}
+		// A killed process leaves written but unsynced bytes in the page
+		// cache, where the scan sees them as valid. Sync them (with the
+		// zeros written above) before Read may hand them out: otherwise a
+		// later power cut could drop records the database already has and
+		// let their positions be reused.
+		if err == nil && isLast {
+			err = f.Sync()
+		}
+		if err != nil {
 			f.Close()
 			return fmt.Errorf("segment %s: %w", name, err)
 		}
@@ -297,51 +343,62 @@ func (l *Log) load() error {
 			}
 			continue
 		}
-		l.active, l.activeSeg, l.next, l.size = l.wrap(f), seg, next, seg.size
+		l.active, l.activeSeg, l.next, l.size, l.alloc = l.wrap(f), seg, next, seg.size, fileSize
 	}
 	l.durable = l.next - 1
 	l.last.Store(l.durable)
-	// A killed process leaves written but unsynced bytes in the page cache,
-	// where the scan sees them as valid. Sync them (and a segment or ID
-	// entry whose creation was not yet synced) before Read may hand them
-	// out: otherwise a later power cut could drop records the database
-	// already has and let their positions be reused.
-	if err := l.active.Sync(); err != nil {
-		return err
-	}
+	// Also make durable a segment or ID entry whose creation was not yet
+	// synced when the last process died.
 	return syncDir(l.dir)
 }
 
-// recoverSegment scans one segment. Damage in an older segment is an error;
-// in the last one the torn tail is truncated unless ackedAfter says it hides
-// acknowledged records.
-func (l *Log) recoverSegment(f *os.File, seg *segment, isLast bool) error {
+// statSize returns the size of f.
+func statSize(f *os.File) (int64, error) {
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	res, err := scanSegment(f, st.Size(), seg)
+	return st.Size(), nil
+}
+
+// recoverSegment scans one segment and returns its file size. Zeros after
+// the last valid frame are the end of the log. Other damage in an older
+// segment is an error; in the last one the torn tail is overwritten with
+// zeros (the caller syncs) unless ackedAfter says it hides acknowledged
+// records.
+func (l *Log) recoverSegment(f *os.File, seg *segment, isLast bool) (int64, error) {
+	size, err := statSize(f)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if !res.bad {
-		return nil
+	res, err := scanSegment(f, size, seg)
+	if err != nil || !res.bad {
+		return size, err
+	}
+	// The scan stopped at seg.size. All zeros from there on is the
+	// preallocated space: a clean end. Anything else is damage, even after
+	// a stretch of zeros: a write is not persisted in order, so a torn one
+	// can leave its first pages zero and later ones written.
+	end, err := nonZeroEnd(f, seg.size, size)
+	if err != nil || end == seg.size {
+		return size, err
 	}
 	if !isLast {
-		return fmt.Errorf("%w: %s at offset %d of an older segment", ErrCorrupt, res.reason, seg.size)
+		return 0, fmt.Errorf("%w: %s at offset %d of an older segment", ErrCorrupt, res.reason, seg.size)
 	}
-	rest := make([]byte, st.Size()-seg.size)
+	// All of the rest, not only up to end: a valid frame can end in zeros.
+	rest := make([]byte, size-seg.size)
 	if _, err := f.ReadAt(rest, seg.size); err != nil {
-		return err
+		return 0, err
 	}
 	if ackedAfter(rest, seg.last) {
-		return fmt.Errorf("%w: %s at offset %d, and acknowledged records follow it", ErrCorrupt, res.reason, seg.size)
+		return 0, fmt.Errorf("%w: %s at offset %d, and acknowledged records follow it", ErrCorrupt, res.reason, seg.size)
 	}
-	if err := f.Truncate(seg.size); err != nil {
-		return fmt.Errorf("truncate torn tail: %w", err)
+	if err := writeZeros(f, seg.size, end, nil); err != nil {
+		return 0, fmt.Errorf("zero torn tail: %w", err)
 	}
-	l.truncated = int64(len(rest))
-	return nil
+	l.zeroed = end - seg.size
+	return size, nil
 }
 
 // createID writes a new random ID. Write, fsync and rename make it appear
@@ -425,10 +482,10 @@ func (l *Log) Notify() <-chan struct{} { return l.notify }
 // Stats returns the Log's counters.
 func (l *Log) Stats() Stats {
 	return Stats{
-		Records:         l.records.Load(),
-		Syncs:           l.syncs.Load(),
-		Bytes:           l.bytes.Load(),
-		TruncatedOnOpen: l.truncated,
+		Records:      l.records.Load(),
+		Syncs:        l.syncs.Load(),
+		Bytes:        l.bytes.Load(),
+		ZeroedOnOpen: l.zeroed,
 	}
 }
 
@@ -518,6 +575,7 @@ func (l *Log) Close() error {
 // until Close has been called and the queue is empty.
 func (l *Log) run() {
 	defer close(l.done)
+	defer l.dropSpare()
 	for {
 		l.mu.Lock()
 		for len(l.queue) == 0 && !l.closed {
@@ -567,7 +625,6 @@ func (l *Log) commit(batch []*request) {
 	for len(batch) > 0 {
 		if l.size > 0 && l.size+frameLen(len(batch[0].data)) > l.opts.SegmentBytes {
 			if err := l.roll(); err != nil {
-				err = l.fail(fmt.Errorf("roll segment: %w", err))
 				finish(batch, err)
 				return
 			}
@@ -582,17 +639,21 @@ func (l *Log) commit(batch []*request) {
 			return
 		}
 		batch = batch[n:]
+		if l.spare == nil && l.size >= l.opts.SegmentBytes/2 {
+			l.startSpare() // ready long before the roll needs it
+		}
 	}
 }
 
-// write appends chunk to the active segment with one write and one fsync,
-// publishes it and wakes its callers.
+// write appends chunk to the active segment with one write and one
+// fdatasync, publishes it and wakes its callers.
 //
-// If the write fails (say the disk is full) the file is truncated back, so
-// the positions were never used and the Log stays usable: once the flusher
-// has trimmed, appends work again. If the fsync fails the state of the file
-// is unknown (a failed fsync may have dropped dirty pages), so the Log fails
-// for good and only a reopen, which re-reads the files, can recover.
+// If the write fails the bytes it may have written are zeroed again and
+// anything it appended past the preallocated end is cut off, so the
+// positions were never used and the Log stays usable. If the fsync fails the
+// state of the file is unknown (a failed fsync may have dropped dirty
+// pages), so the Log fails for good and only a reopen, which re-reads the
+// files, can recover.
 func (l *Log) write(chunk []*request) error {
 	buf := l.buf[:0]
 	idx := l.newIndex[:0]
@@ -605,26 +666,22 @@ func (l *Log) write(chunk []*request) error {
 		buf = appendFrame(buf, l.next+int64(i), flags, r.data)
 	}
 	l.buf, l.newIndex = buf, idx
+	end := l.size + int64(len(buf))
 	if _, err := l.active.WriteAt(buf, l.size); err != nil {
 		err = fmt.Errorf("spool: write segment %s: %w", segName(l.activeSeg.first), err)
-		// Sync the truncation too: a crash must not bring back a complete
-		// frame of this failed write once its positions are reused.
-		terr := l.active.Truncate(l.size)
-		if terr == nil {
-			terr = l.active.Sync()
-		}
-		if terr != nil {
-			return l.fail(errors.Join(err, fmt.Errorf("roll back: %w", terr)))
+		if rerr := l.undoWrite(end); rerr != nil {
+			return l.fail(errors.Join(err, fmt.Errorf("roll back: %w", rerr)))
 		}
 		return err
 	}
-	if err := l.active.Sync(); err != nil {
+	if err := l.active.Datasync(); err != nil {
 		return l.fail(fmt.Errorf("fsync segment %s: %w", segName(l.activeSeg.first), err))
 	}
 	l.syncs.Add(1)
 	l.records.Add(int64(len(chunk)))
 	l.bytes.Add(int64(len(buf)))
-	l.size += int64(len(buf))
+	l.size = end
+	l.alloc = max(l.alloc, end)
 	l.next += int64(len(chunk))
 
 	l.mu.Lock()
@@ -653,36 +710,51 @@ func (l *Log) write(chunk []*request) error {
 	return nil
 }
 
-// roll makes a new, empty segment named by the next position the active one.
-// The old segment is complete and fsync'd by now.
-func (l *Log) roll() error {
-	f, err := l.createSeg(l.next)
-	if err != nil {
+// undoWrite restores the active segment after a failed write that was to
+// end at end: it cuts off what the write appended past the preallocated
+// size and zeroes what it may have overwritten below it, then syncs. The
+// sync matters: a crash must not bring back a complete frame of the failed
+// write once its positions are reused, and the zeros after the last frame
+// must stay zeros, or recovery would take them for a torn write.
+func (l *Log) undoWrite(end int64) error {
+	if end > l.alloc {
+		if err := l.active.Truncate(l.alloc); err != nil {
+			return err
+		}
+		end = l.alloc
+	}
+	if err := writeZeros(l.active, l.size, end, nil); err != nil {
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
-		f.Close()
-		return err
+	return l.active.Datasync()
+}
+
+// roll makes the spare file the new segment, named by the next position,
+// and makes it active. The old segment is complete and fsync'd by now.
+//
+// If the spare cannot be made (most likely the disk is full) nothing has
+// changed, so only the records that needed the new segment fail: the Log
+// stays usable and the next roll tries again, after the flusher has
+// trimmed. A failure after that is fatal like a failed fsync: the
+// directory is in an unknown state.
+func (l *Log) roll() error {
+	if err := l.takeSpare(); err != nil {
+		return fmt.Errorf("spool: roll to segment %s: %w", segName(l.next), err)
+	}
+	f, err := l.installSpare(l.next)
+	if err != nil {
+		return l.fail(fmt.Errorf("roll to segment %s: %w", segName(l.next), err))
 	}
 	old := l.active
 	seg := &segment{first: l.next, last: l.next - 1}
 	l.mu.Lock()
 	l.segs = append(l.segs, seg)
 	l.mu.Unlock()
-	l.active, l.activeSeg, l.size = f, seg, 0
+	l.active, l.activeSeg, l.size, l.alloc = f, seg, 0, l.opts.SegmentBytes
 	// The old file was fsync'd after its last write, so a close error
 	// cannot mean lost data.
 	_ = old.Close()
 	return nil
-}
-
-// createSeg creates the empty segment file whose first position is first.
-func (l *Log) createSeg(first int64) (segFile, error) {
-	f, err := os.OpenFile(filepath.Join(l.dir, segName(first)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	return l.wrap(f), nil
 }
 
 // fail puts the Log into the failed state and returns the error to report.

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // mustOpen opens dir and closes the Log when the test ends (unless the test
@@ -192,15 +194,28 @@ func TestSegmentRoll(t *testing.T) {
 	if got := segFiles(t, dir); !slices.Equal(got, want) {
 		t.Fatalf("segments %v, want %v", got, want)
 	}
+	// Every file is preallocated to the segment size, except that the
+	// record larger than a segment extended its own.
 	for _, name := range want {
 		st, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if name != segName(24) && st.Size() > 5*frame {
-			t.Errorf("%s has %d bytes, limit %d", name, st.Size(), 5*frame)
+		wantSize := 5 * frame
+		if name == segName(24) {
+			wantSize = frameLen(len(big))
+		}
+		if st.Size() != wantSize {
+			t.Errorf("%s has %d bytes, want %d", name, st.Size(), wantSize)
 		}
 	}
+	l.mu.Lock()
+	for _, seg := range l.segs {
+		if seg.first != 24 && seg.size > 5*frame {
+			t.Errorf("%s holds %d bytes of records, limit %d", segName(seg.first), seg.size, 5*frame)
+		}
+	}
+	l.mu.Unlock()
 	got := readAll(t, l)
 	if !slices.Equal(positions(got), seq(1, 25)) {
 		t.Fatalf("positions %v", positions(got))
@@ -214,6 +229,165 @@ func TestSegmentRoll(t *testing.T) {
 			t.Errorf("record %d = %.20q…", r.Pos, r.Data)
 		}
 	}
+}
+
+// fileSize returns the size of the file name in dir, -1 if it does not exist.
+func fileSize(t testing.TB, dir, name string) int64 {
+	t.Helper()
+	st, err := os.Stat(filepath.Join(dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return -1
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// waitFor polls cond until it holds, failing the test after a few seconds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+// TestPreallocated follows a segment's life: created full of zeros, written
+// in place without growing, its successor prepared as SPARE once it is half
+// full and renamed at the roll; Close removes an unused spare, and Open one
+// left by a crash.
+func TestPreallocated(t *testing.T) {
+	const segBytes = 4096
+	frame := frameLen(len(rec(0)))
+	perSeg := int(segBytes / frame)
+	dir := t.TempDir()
+	l := mustOpen(t, dir, Options{SegmentBytes: segBytes})
+	if got := fileSize(t, dir, segName(1)); got != segBytes {
+		t.Fatalf("new segment has %d bytes, want %d", got, segBytes)
+	}
+	for i := 1; i <= perSeg; i++ {
+		appendAll(t, l, rec(i))
+		if got := fileSize(t, dir, segName(1)); got != segBytes {
+			t.Fatalf("after %d appends the segment has %d bytes, want %d", i, got, segBytes)
+		}
+		if half := int64(i)*frame < segBytes/2; half && fileSize(t, dir, spareFileName) >= 0 {
+			t.Fatalf("spare made after %d appends, before the segment was half full", i)
+		}
+	}
+	waitFor(t, "the spare is made", func() bool { return fileSize(t, dir, spareFileName) == segBytes })
+	appendAll(t, l, rec(perSeg+1)) // does not fit: rolls
+	next := int64(perSeg + 1)
+	if got, want := segFiles(t, dir), []string{segName(1), segName(next)}; !slices.Equal(got, want) {
+		t.Fatalf("segments %v, want %v", got, want)
+	}
+	if fileSize(t, dir, spareFileName) != -1 || fileSize(t, dir, segName(next)) != segBytes {
+		t.Errorf("the roll did not take the spare")
+	}
+	checkSegFiles(t, l, segBytes)
+
+	// Close removes a spare nobody used.
+	for i := perSeg + 2; int64(i) <= next+int64(perSeg)/2; i++ {
+		appendAll(t, l, rec(i))
+	}
+	waitFor(t, "the next spare is made", func() bool { return fileSize(t, dir, spareFileName) == segBytes })
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fileSize(t, dir, spareFileName) != -1 {
+		t.Errorf("Close left the spare")
+	}
+
+	// A spare left by a crash may be incomplete: Open removes it.
+	if err := os.WriteFile(filepath.Join(dir, spareFileName), []byte("half a spare"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	last := next + int64(perSeg)/2
+	l = mustOpen(t, dir, Options{SegmentBytes: segBytes})
+	if fileSize(t, dir, spareFileName) != -1 {
+		t.Errorf("Open left the old spare")
+	}
+	if l.Last() != last || l.Stats().ZeroedOnOpen != 0 {
+		t.Errorf("reopened: Last %d (want %d), stats %+v", l.Last(), last, l.Stats())
+	}
+	appendAll(t, l, rec(int(last+1)))
+	if got := positions(readAll(t, l)); !slices.Equal(got, seq(1, last+1)) {
+		t.Errorf("positions %v", got)
+	}
+}
+
+// TestRollFailureKeepsLog: when the next segment cannot be made (the disk
+// is full, here: a directory is in the spare's way), the appends that
+// needed it fail, but nothing changed on disk, so the Log stays usable and
+// the next roll succeeds once there is room.
+func TestRollFailureKeepsLog(t *testing.T) {
+	const segBytes = 4096
+	frame := frameLen(len(rec(0)))
+	perSeg := int(segBytes / frame)
+	dir := t.TempDir()
+	l := mustOpen(t, dir, Options{SegmentBytes: segBytes})
+	block := filepath.Join(dir, spareFileName)
+	if err := os.MkdirAll(filepath.Join(block, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= perSeg; i++ {
+		appendAll(t, l, rec(i))
+	}
+	_, err := l.Append(context.Background(), rec(perSeg+1))
+	if err == nil || errors.Is(err, ErrFailed) {
+		t.Fatalf("Append needing a roll with the spare blocked: %v, want a plain error", err)
+	}
+	if got := segFiles(t, dir); !slices.Equal(got, []string{segName(1)}) {
+		t.Fatalf("segments %v after the failed roll", got)
+	}
+	if err := os.RemoveAll(block); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l, rec(perSeg+1)) // at perSeg+1: the failure used no position
+	if got := segFiles(t, dir); !slices.Equal(got, []string{segName(1), segName(int64(perSeg + 1))}) {
+		t.Fatalf("segments %v", got)
+	}
+	if got := positions(readAll(t, l)); !slices.Equal(got, seq(1, int64(perSeg+1))) {
+		t.Errorf("positions %v", got)
+	}
+}
+
+// TestSegmentBytesChange reopens a spool with a larger and then a smaller
+// SegmentBytes: the active segment is extended to the larger size, and not
+// shrunk for the smaller one, whose limit applies to the records it takes.
+func TestSegmentBytesChange(t *testing.T) {
+	dir := t.TempDir()
+	frame := frameLen(len(rec(0)))
+	n := 0
+	step := func(segBytes int64, appends int, wantActive int64) {
+		t.Helper()
+		l := mustOpen(t, dir, Options{SegmentBytes: segBytes})
+		for range appends {
+			n++
+			appendAll(t, l, rec(n))
+		}
+		checkSegFiles(t, l, min(segBytes, wantActive))
+		l.mu.Lock()
+		active := *l.segs[len(l.segs)-1]
+		l.mu.Unlock()
+		if got := fileSize(t, dir, segName(active.first)); got != wantActive {
+			t.Errorf("SegmentBytes %d: active segment has %d bytes, want %d", segBytes, got, wantActive)
+		}
+		if appends > 0 && active.size > segBytes {
+			t.Errorf("SegmentBytes %d: active segment holds %d bytes of records", segBytes, active.size)
+		}
+		if got := positions(readAll(t, l)); !slices.Equal(got, seq(1, int64(n))) {
+			t.Errorf("SegmentBytes %d: positions %v", segBytes, got)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(10*frame, 3, 10*frame)
+	step(20*frame, 3, 20*frame) // extended at Open
+	step(4*frame, 0, 20*frame)  // kept as it is…
+	step(4*frame, 5, 4*frame)   // …until the roll, to a new segment of the new size
 }
 
 func TestReadLimits(t *testing.T) {
