@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -549,4 +552,41 @@ func FuzzParsePublicKeys(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestWebhookDeliversCheckpoints(t *testing.T) {
+	got := make(chan Checkpoint, 4)
+	fails := 1 // the first delivery fails: the sender retries
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		var cp Checkpoint
+		if err := json.NewDecoder(r.Body).Decode(&cp); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("webhook body: %v", err)
+		}
+		got <- cp
+	}))
+	defer srv.Close()
+	_, priv, _ := ed25519.GenerateKey(nil)
+	s := NewSigner("a1", priv)
+	w := NewWebhook(srv.URL, t.Logf)
+	want := s.Sign(7, strings.Repeat("ab", 32), time.Now())
+	if err := w.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // sends what is queued, retries included
+	select {
+	case cp := <-got:
+		if cp.Seq != 7 || cp.Sig != want.Sig || cp.KeyID != "a1" {
+			t.Fatalf("received %+v, want %+v", cp, want)
+		}
+	default:
+		t.Fatal("checkpoint not delivered")
+	}
 }
