@@ -128,66 +128,67 @@ func TestDurabilityAcrossDatabaseOutage(t *testing.T) {
 	getenv := testEnv(map[string]string{"MEDSERVE_PHI_KEY": testPHIKey})
 	base, logs, stop := startServerWith(t, serveConfig{dataDir: dataDir, databaseURL: pg.URL, cacheMB: 0}, getenv)
 
-	const total, workers = 600, 8
-	var sent, next atomic.Int64
+	// Three phases of load: database up, database stopped (an immediate
+	// shutdown, as a crash or failover looks to clients), and database
+	// restarting while the load goes on.
+	const perPhase, workers = 200, 8
+	var sent atomic.Int64
 	var mu sync.Mutex
 	ids := map[string]bool{}
+	answered := make([]int, 3)
 	var failures []string
-	var wg sync.WaitGroup
-	stopped, restarted := make(chan struct{}), make(chan struct{})
+	client := &http.Client{Timeout: 30 * time.Second}
+	load := func(phase int) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := next.Add(1)
+					if i > perPhase {
+						return
+					}
+					body := fmt.Sprintf(`{"query": "chest pain and shortness of breath %d-%d", "patient": {"id": "DUR-%d"}}`, phase, i, i%50)
+					resp, err := client.Post(base+"/api/v1/inference", "application/json", strings.NewReader(body))
+					sent.Add(1)
+					if err != nil {
+						mu.Lock()
+						failures = append(failures, err.Error())
+						mu.Unlock()
+						continue
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					var r struct {
+						RequestID string `json:"request_id"`
+					}
+					mu.Lock()
+					if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &r) != nil || r.RequestID == "" {
+						failures = append(failures, fmt.Sprintf("%d %s", resp.StatusCode, b))
+					} else {
+						ids[r.RequestID] = true
+						answered[phase]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	load(0)
+	pg.Stop()
+	load(1)
+	restarted := make(chan struct{})
 	go func() {
-		for next.Load() < total/3 {
-			time.Sleep(time.Millisecond)
-		}
-		pg.Stop()
-		close(stopped)
-		for next.Load() < 2*total/3 {
-			time.Sleep(time.Millisecond)
-		}
 		pg.StartAgain()
 		close(restarted)
 	}()
-	client := &http.Client{Timeout: 30 * time.Second}
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > total {
-					return
-				}
-				if i == total/2 {
-					<-stopped // make sure some requests are answered while the database is down
-				}
-				body := fmt.Sprintf(`{"query": "chest pain and shortness of breath %d", "patient": {"id": "DUR-%d", "age": 60}}`, i, i%50)
-				resp, err := client.Post(base+"/api/v1/inference", "application/json", strings.NewReader(body))
-				sent.Add(1)
-				if err != nil {
-					mu.Lock()
-					failures = append(failures, err.Error())
-					mu.Unlock()
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				var r struct {
-					RequestID string `json:"request_id"`
-				}
-				mu.Lock()
-				if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &r) != nil || r.RequestID == "" {
-					failures = append(failures, fmt.Sprintf("%d %s", resp.StatusCode, b))
-				} else {
-					ids[r.RequestID] = true
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	load(2)
 	<-restarted
 	if len(failures) > 0 {
-		t.Fatalf("%d of %d requests failed during the outage, e.g. %s", len(failures), sent.Load(), failures[0])
+		t.Fatalf("%d of %d requests failed, e.g. %s", len(failures), sent.Load(), failures[0])
 	}
 
 	// Wait for the spool to drain into the restarted database.
@@ -257,8 +258,8 @@ func TestDurabilityAcrossDatabaseOutage(t *testing.T) {
 	if err != nil || !strings.Contains(out.String(), "OK") {
 		t.Fatalf("audit verify: %v\n%s", err, out.String())
 	}
-	t.Logf("durability: %d requests sent, %d answered 200, %d audit events and %d query records in PostgreSQL (one each), %s",
-		sent.Load(), len(ids), len(events), len(queries), strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0]))
+	t.Logf("durability: %d requests sent, %d answered 200 (%d with PostgreSQL up, %d while it was stopped, %d while it restarted), %d audit events and %d query records in PostgreSQL (one each), %s",
+		sent.Load(), len(ids), answered[0], answered[1], answered[2], len(events), len(queries), strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0]))
 }
 
 // startRedis starts a private redis-server on a free port for one test.
