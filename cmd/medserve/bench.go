@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"medserve/internal/auth"
 	"medserve/internal/phi"
 	"net"
 	"net/http"
@@ -48,6 +49,7 @@ func cmdBench(ctx context.Context, e env) error {
 	dataDir := clinicalDataFlag(fset, e.getenv)
 	dbURL := fset.String("database-url", "", "in-process server: PostgreSQL URL (default: a fresh embedded SQLite file)")
 	redisURL := fset.String("redis-url", "", "in-process server: Redis URL for the L2 cache")
+	apiKey := fset.String("api-key", e.getenv("MEDSERVE_API_KEY"), "bearer token for --url (the in-process server gets a service key whose limits do not throttle the load) (env MEDSERVE_API_KEY)")
 	if err := parseFlags(fset, e); err != nil {
 		return err
 	}
@@ -99,6 +101,9 @@ func cmdBench(ctx context.Context, e env) error {
 		"rate": *rate, "duration": duration.String(), "workers": *workers, "cache": *useCache, "bodies": len(reqs),
 		"batch_size": *batchSize, "batch_delay": batchDelay.String(), "in_process": *url == ""}}
 	cfg := loadtest.Config{URL: res.Target, Bodies: reqs, Rate: *rate, Duration: *duration, Workers: *workers}
+	if *apiKey != "" {
+		cfg.Header = http.Header{"Authorization": {"Bearer " + *apiKey}}
+	}
 	fmt.Fprintf(e.stderr, "bench: %s for %s…\n", res.Target, duration)
 	if res.Server, err = loadtest.Run(ctx, cfg); err != nil {
 		return err
@@ -218,4 +223,16 @@ func benchEnv(getenv func(string) string) func(string) string {
 		}
 		return key
 	}
+}
+
+// benchKey creates, in the in-process server's store, a service key whose
+// inference limit is far above any load this machine can send.
+func benchKey(ctx context.Context, dbURL, dataDir string) (string, error) {
+	db, _, err := openStore(ctx, dbURL, dataDir)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	_, token, err := auth.CreateKey(ctx, db, auth.RoleService, "medserve bench", "inference=1000000/s burst 10000", time.Now())
+	return token, err
 }

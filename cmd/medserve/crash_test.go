@@ -94,7 +94,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgresql"} {
 		t.Run(backend, func(t *testing.T) {
 			dataDir := t.TempDir()
-			args := []string{"--data-dir", dataDir, "--models", bundledModels, "--cache-mb", "0"}
+			args := []string{"--data-dir", dataDir, "--models", bundledModels, "--cache-mb", "0", "--insecure-no-auth", "--rate-limits", testRateLimits}
 			var env []string
 			getenv := testEnv(nil)
 			if backend == "postgresql" {

@@ -51,8 +51,24 @@ func testEnv(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-// startServerWith runs serve with c on a loopback port and waits for readiness.
+// testRateLimits keep the zones' limits out of the way of tests that send
+// hundreds of requests from one address (rate limits have tests of their own).
+const testRateLimits = "inference=100000/s burst 10000,clinical=100000/s burst 10000,health=100000/s burst 10000"
+
+// startServerWith runs serve with c on a loopback port, authentication off
+// and rate limits out of the way, and waits for readiness.
 func startServerWith(t *testing.T, c serveConfig, getenv func(string) string) (base string, logs *syncBuffer, stop func() error) {
+	t.Helper()
+	c.gw.insecureNoAuth = true
+	if c.gw.rateLimits == "" {
+		c.gw.rateLimits = testRateLimits
+	}
+	return startServerConfigured(t, c, getenv)
+}
+
+// startServerConfigured runs serve with c exactly as given (the gateway on
+// unless c says otherwise) and waits for readiness.
+func startServerConfigured(t *testing.T, c serveConfig, getenv func(string) string) (base string, logs *syncBuffer, stop func() error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -50,6 +50,7 @@ Usage:
   medserve audit public-key           the checkpoint key's public half (id:base64) for auditors
   medserve backup --out PATH          write a consistent copy of the store (SQLite file or pg_dump archive)
   medserve restore --in PATH [--force]   load a backup into the store (server stopped), then verify its audit chain
+  medserve keys create|list|revoke    API keys: create --role R [--name N] [--limits L] prints the token once
   medserve lexicon                    lexicon and rule-set sizes, by type and source
   medserve kb                         knowledge-base sizes, by type, relation and source
 
@@ -96,6 +97,8 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 		return cmdBackup(ctx, e)
 	case "restore":
 		return cmdRestore(ctx, e)
+	case "keys":
+		return cmdKeys(ctx, e)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

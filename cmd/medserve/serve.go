@@ -15,6 +15,7 @@ import (
 
 	"medserve/internal/batcher"
 	"medserve/internal/cache"
+	"medserve/internal/gateway"
 	"medserve/internal/kb"
 	"medserve/internal/pipeline"
 	"medserve/internal/server"
@@ -31,6 +32,18 @@ type serveConfig struct {
 	databaseURL, redisURL, auditWebhook string
 	retentionDays                       int
 	viewsEvery, checkpointEvery         time.Duration
+	gw                                  gatewayConfig
+}
+
+// gatewayConfig is the security configuration from flags (SPEC section 8).
+type gatewayConfig struct {
+	insecureNoAuth                            bool
+	jwksFile, jwtIssuer, jwtAudience, jwtRole string
+	rateLimits, trustedProxies, corsOrigins   string
+	metricsNets, metricsToken                 string
+	tlsCert, tlsKey                           string
+	behindTLSProxy                            bool
+	maxInFlight                               int
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -66,6 +79,21 @@ func cmdServe(ctx context.Context, e env) error {
 	fset.IntVar(&c.retentionDays, "retention-days", envInt(e.getenv, "MEDSERVE_RETENTION_DAYS", 0), "delete query records older than this many days; 0 keeps them (audit events are always kept) (env MEDSERVE_RETENTION_DAYS)")
 	fset.DurationVar(&c.viewsEvery, "views-refresh", 5*time.Minute, "how often the summary views are refreshed (PostgreSQL)")
 	fset.DurationVar(&c.checkpointEvery, "checkpoint-interval", 10*time.Second, "longest time between signed audit checkpoints while events are written")
+	g := &c.gw
+	fset.BoolVar(&g.insecureNoAuth, "insecure-no-auth", false, "turn authentication off (local development only: refused unless --addr is a loopback address)")
+	fset.StringVar(&g.jwksFile, "jwks-file", e.getenv("MEDSERVE_JWKS_FILE"), "JSON Web Key Set of the identity provider whose JWTs are accepted (env MEDSERVE_JWKS_FILE)")
+	fset.StringVar(&g.jwtIssuer, "jwt-issuer", e.getenv("MEDSERVE_JWT_ISSUER"), "required iss of accepted JWTs (env MEDSERVE_JWT_ISSUER)")
+	fset.StringVar(&g.jwtAudience, "jwt-audience", e.getenv("MEDSERVE_JWT_AUDIENCE"), "required aud of accepted JWTs (env MEDSERVE_JWT_AUDIENCE)")
+	fset.StringVar(&g.jwtRole, "jwt-role-claim", "role", "JWT claim holding the role")
+	fset.StringVar(&g.rateLimits, "rate-limits", e.getenv("MEDSERVE_RATE_LIMITS"), `zone limits overriding SPEC section 8's, e.g. "inference=120/min burst 20,clinical=60/min burst 10" (env MEDSERVE_RATE_LIMITS)`)
+	fset.StringVar(&g.trustedProxies, "trusted-proxies", e.getenv("MEDSERVE_TRUSTED_PROXIES"), "networks whose X-Forwarded-For is believed, e.g. 10.0.0.0/8 (env MEDSERVE_TRUSTED_PROXIES)")
+	fset.StringVar(&g.corsOrigins, "cors-origins", e.getenv("MEDSERVE_CORS_ORIGINS"), "origins allowed by CORS, comma-separated, e.g. https://ehr.example.org (env MEDSERVE_CORS_ORIGINS)")
+	fset.StringVar(&g.metricsNets, "metrics-networks", e.getenv("MEDSERVE_METRICS_NETWORKS"), "networks that may read /metrics (default loopback and private ranges) (env MEDSERVE_METRICS_NETWORKS)")
+	fset.StringVar(&g.metricsToken, "metrics-token", e.getenv("MEDSERVE_METRICS_TOKEN"), "bearer token that opens /metrics from anywhere (env MEDSERVE_METRICS_TOKEN)")
+	fset.StringVar(&g.tlsCert, "tls-cert", e.getenv("MEDSERVE_TLS_CERT"), "TLS certificate file (PEM); with --tls-key serves HTTPS, TLS 1.2+ (env MEDSERVE_TLS_CERT)")
+	fset.StringVar(&g.tlsKey, "tls-key", e.getenv("MEDSERVE_TLS_KEY"), "TLS private key file (PEM) (env MEDSERVE_TLS_KEY)")
+	fset.BoolVar(&g.behindTLSProxy, "behind-tls-proxy", false, "a TLS-terminating proxy is in front: send HSTS")
+	fset.IntVar(&g.maxInFlight, "max-in-flight", 4096, "requests served at once; beyond it 503 at once")
 	clinicalData := clinicalDataFlag(fset, e.getenv)
 	if err := parseFlags(fset, e); err != nil {
 		return err
@@ -150,12 +178,21 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 		pc, keyFn = tiered, keyer.Key
 	}
 	pipe := pipeline.New(triage.NewAssessor(feat, art), k, pred, pc, keyFn, pipeline.Config{Deadline: c.deadline})
+	gw, err := buildGateway(ctx, e, c, st)
+	if err != nil {
+		return err
+	}
 	handler := server.NewServer(server.Deps{Pipeline: pipe, Text: eng, KB: k, Triage: art, Features: feat.Spec(), Metrics: metrics, Ready: ready, Version: version,
-		Recorder: st.recorder, Store: st.store, PHI: st.phi, QueryHash: keyer.Key})
+		Recorder: st.recorder, Store: st.store, PHI: st.phi, QueryHash: keyer.Key, Gateway: gw})
 
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if c.gw.tlsCert != "" {
+		srv.TLSConfig = gateway.TLSConfig()
+		go func() { errc <- srv.ServeTLS(ln, c.gw.tlsCert, c.gw.tlsKey) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	fmt.Fprintf(e.stderr, "medserve %s listening on %s (model %s/%s %s; store %s)\n", version, ln.Addr(), m.Name, m.Version, m.Family, st.where)
 
 	// Warm up before declaring readiness: the first queries pay for lazy

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/redis/go-redis/v9"
+
 	"medserve/internal/audit"
 	"medserve/internal/cache"
 	"medserve/internal/phi"
@@ -26,6 +28,7 @@ type state struct {
 	cpFile   *audit.CheckpointFile
 	webhook  *audit.Webhook
 	lower    []cache.Level
+	redis    redis.UniversalClient // nil without --redis-url
 	closeFns []func()
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -132,6 +135,7 @@ func openState(ctx context.Context, e env, c serveConfig, obs record.Observer) (
 			return st, fmt.Errorf("redis: %w", err)
 		}
 		st.closeFns = append(st.closeFns, func() { client.Close() })
+		st.redis = client
 		st.lower = append(st.lower, cache.NewSealed(cache.NewRedis(client, cache.RedisOptions{}), st.phi))
 	}
 	st.lower = append(st.lower, cache.NewSealed(cache.NewL3(st.store, nil), st.phi))

@@ -103,8 +103,10 @@ type Storage interface {
 
 // maxAttempts bounds retries on ErrConflict. Each conflict means another
 // replica appended successfully, so progress is made overall; the bound only
-// stops a pathological livelock from hanging a request.
-const maxAttempts = 32
+// stops a pathological livelock from hanging a request. (The recorder
+// chains inside the store's transaction and never retries; Chain is for
+// direct appends, where a loaded machine showed 32 too few.)
+const maxAttempts = 200
 
 // Chain appends events to a Storage, computing Seq, Prev and Hash.
 //

@@ -3,12 +3,15 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+
+	"medserve/internal/gateway"
 )
 
 // maxBody is the body limit of one query (SPEC section 8).
@@ -46,14 +49,37 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 // decode reads a JSON body into v: size-limited, unknown fields rejected,
 // exactly one value. On failure it writes the problem and returns false.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	return decodeLimited(w, r, v, maxBody, maxJSONElements)
+}
+
+// JSON shape limits checked before decoding (SPEC section 8): deep nesting
+// and huge arrays cost memory and time before any field is validated, and
+// a duplicated key would let two parsers (a proxy, us) see different
+// requests.
+const (
+	maxJSONDepth    = 32
+	maxJSONElements = 10_000
+)
+
+// decodeLimited is decode with a body and element limit of the caller's.
+func decodeLimited(w http.ResponseWriter, r *http.Request, v any, limit int64, maxElements int) bool {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", mbe.Limit))
 			return false
 		}
+		writeProblem(w, r, http.StatusBadRequest, "could not read the body")
+		return false
+	}
+	if err := gateway.CheckJSON(data, maxJSONDepth, maxElements); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "invalid JSON body", "body: "+err.Error())
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		writeProblem(w, r, http.StatusBadRequest, "invalid JSON body", jsonProblem(err))
 		return false
 	}

@@ -23,6 +23,7 @@ type Metrics struct {
 	Failures    *prometheus.CounterVec
 	CacheEvents *prometheus.CounterVec
 	ModelInfo   *prometheus.GaugeVec
+	RateLimited *prometheus.CounterVec
 	// The audit outbox (package record).
 	auditFlushed  *prometheus.CounterVec
 	auditFailures prometheus.Counter
@@ -51,6 +52,8 @@ func NewMetrics() *Metrics {
 			Help: "Cache hits, misses and evictions by level."}, []string{"level", "event"}),
 		ModelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medserve_model_info",
 			Help: "The model version being served (value 1)."}, []string{"model", "version", "family"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medserve_rate_limited_total",
+			Help: "Requests refused with 429 by rate-limit zone."}, []string{"zone"}),
 		auditFlushed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medserve_audit_flushed_total",
 			Help: "Spool entries and audit events written to the store."}, []string{"kind"}),
 		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "medserve_audit_flush_failures_total",
@@ -60,7 +63,7 @@ func NewMetrics() *Metrics {
 		auditFlush: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "medserve_audit_flush_seconds",
 			Help: "Time one batch of spool entries took to write to the store.", Buckets: lat}),
 	}
-	r.MustRegister(m.auditFlushed, m.auditFailures, m.auditBacklog, m.auditFlush)
+	r.MustRegister(m.auditFlushed, m.auditFailures, m.auditBacklog, m.auditFlush, m.RateLimited)
 	r.MustRegister(m.duration, m.inflight, m.QueueTime, m.ComputeTime, m.BatchSize, m.Failures, m.CacheEvents, m.ModelInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

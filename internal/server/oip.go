@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
+	"medserve/internal/gateway"
 	"medserve/internal/model"
 	"medserve/internal/pipeline"
 )
@@ -110,14 +113,25 @@ func (s *Server) handleV2Infer() http.Handler {
 			return
 		}
 		var req v2InferRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 50<<20))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
+		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 50<<20))
+		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				v2Error(w, http.StatusRequestEntityTooLarge, "body larger than %d bytes", mbe.Limit)
 				return
 			}
+			v2Error(w, http.StatusBadRequest, "could not read the body")
+			return
+		}
+		// A features tensor is one long array (N×F numbers): a larger
+		// element limit than v1's, the same depth, UTF-8 and duplicate-key rules.
+		if err := gateway.CheckJSON(data, maxJSONDepth, 8<<20); err != nil {
+			v2Error(w, http.StatusBadRequest, "invalid request: %v", err)
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
 			v2Error(w, http.StatusBadRequest, "invalid request: %v", err)
 			return
 		}

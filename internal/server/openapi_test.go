@@ -78,7 +78,7 @@ func TestOpenAPIDocument(t *testing.T) {
 }
 
 // routePattern matches the handle("METHOD /path", …) lines of routes.go.
-var routePattern = regexp.MustCompile(`handle\("([A-Z]+) (/[^"]*)"`)
+var routePattern = regexp.MustCompile(`(?:api|public)\("([A-Z]+) (/[^"]*)"`)
 
 // TestOpenAPICoversRoutes checks that routes.go and the document name the
 // same operations, and that every {param} of a path is declared.

@@ -32,6 +32,8 @@ type auditNote struct {
 	events  []audit.Event
 	patient string // pseudonym of the patient the request concerned
 	reqID   string
+	actor   string // the authenticated caller; "" = anonymous
+	role    string
 }
 
 type noteKey struct{}
@@ -94,12 +96,18 @@ func (s *Server) audited(action string, h http.Handler) http.Handler {
 			bw.status = http.StatusOK
 		}
 		out := outcome(bw.status)
-		base := audit.Event{Time: start, Actor: "anonymous", Action: action, Resource: r.URL.Path, Outcome: out}
+		note.mu.Lock()
+		actor, role := note.actor, note.role
+		note.mu.Unlock()
+		if actor == "" {
+			actor = "anonymous"
+		}
+		base := audit.Event{Time: start, Actor: actor, Role: role, Action: action, Resource: r.URL.Path, Outcome: out}
 		var e record.Entry
 		if out == audit.OutcomeOK && len(note.events) > 0 {
 			e.Queries = note.queries
 			for _, ev := range note.events {
-				ev.Time, ev.Actor, ev.Outcome, ev.Resource = base.Time, base.Actor, out, base.Resource
+				ev.Time, ev.Actor, ev.Role, ev.Outcome, ev.Resource = base.Time, base.Actor, base.Role, out, base.Resource
 				if ev.Action == "" {
 					ev.Action = action
 				}
@@ -495,4 +503,53 @@ func (s *Server) answerAudit(w http.ResponseWriter, r *http.Request, as auditSea
 		resp.Next = evs[len(evs)-1].Seq
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+// auditDenials audits only the refusals (401, 403) of a route that touches
+// no clinical data, so that every denial is in the trail without an event
+// per metadata read.
+func (s *Server) auditDenials(route string, h http.Handler) http.Handler {
+	if s.Recorder == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now().UTC()
+		note := &auditNote{}
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), noteKey{}, note)))
+		if sw.status != http.StatusUnauthorized && sw.status != http.StatusForbidden {
+			return
+		}
+		note.mu.Lock()
+		actor, role := note.actor, note.role
+		note.mu.Unlock()
+		if actor == "" {
+			actor = "anonymous"
+		}
+		ev := audit.Event{Time: start, Actor: actor, Role: role, Action: "access " + route, Resource: r.URL.Path,
+			RequestID: newID(), Outcome: audit.OutcomeDenied, Reason: strconv.Itoa(sw.status) + " " + http.StatusText(sw.status)}
+		if err := s.Recorder.Record(r.Context(), record.Entry{Events: []audit.Event{ev}}); err != nil {
+			s.metrics.Failures.WithLabelValues("audit", "unrecorded").Inc()
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"medserve/internal/clinical"
+	"medserve/internal/gateway"
 	"medserve/internal/kb"
 	"medserve/internal/phi"
 	"medserve/internal/pipeline"
@@ -37,12 +38,14 @@ type Deps struct {
 	PHI      *phi.Keyring // pseudonyms and sealing of identifiers and free text
 	// QueryHash is a keyed hash (HMAC) for the stored query hash.
 	QueryHash func(parts ...string) string
+	Gateway   Gateway
 }
 
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
-	metrics *Metrics
+	metrics  *Metrics
+	inflight *gateway.InFlightLimit
 }
 
 // NewServer builds the HTTP handler.
@@ -53,10 +56,26 @@ func NewServer(d Deps) http.Handler {
 	if d.Ready == nil {
 		d.Ready = new(atomic.Bool)
 	}
-	s := &Server{Deps: d, metrics: d.Metrics}
+	if d.Gateway.MetricsNets == nil {
+		d.Gateway.MetricsNets = gateway.DefaultMetricsNetworks()
+	}
+	s := &Server{Deps: d, metrics: d.Metrics, inflight: gateway.InFlight(d.Gateway.MaxInFlight)}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return mux
+	// Around every route: the in-flight cap first (cheapest refusal),
+	// then CORS, security headers and compression of what is answered.
+	var h http.Handler = mux
+	h = gateway.Gzip(1024)(h)
+	h = gateway.SecurityHeaders(d.Gateway.HSTS)(h)
+	// The origin list is checked when the configuration is read (serve
+	// refuses to start on a bad one); here a bad list means no CORS.
+	if cors, err := gateway.CORS(d.Gateway.CORSOrigins); err == nil {
+		h = cors(h)
+	}
+	h = s.inflight.Wrap(h)
+	// The client's address, from X-Forwarded-For only behind a trusted
+	// proxy, for rate limits and the /metrics network check.
+	return gateway.RealIP(d.Gateway.TrustedProxies)(h)
 }
 
 func (s *Server) handleInference() http.Handler { return s.handleQuery("inference", s.Pipeline.Infer) }

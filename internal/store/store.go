@@ -88,6 +88,18 @@ type AuditFilter struct {
 	Limit     int       // at most this many (≤ 0: 1000)
 }
 
+// APIKey is a stored API key. Only a hash of its secret is kept; the
+// secret itself is shown once, when the key is created.
+type APIKey struct {
+	ID         string     // public id: in the token, in lists and in audit events
+	SecretHash string     // hex SHA-256 of the secret (256 random bits: a guess cannot reverse it)
+	Role       string     // clinician, service, auditor, admin
+	Name       string     // a label for people ("integration engine, ward 3")
+	Limits     string     // per-key rate-limit overrides, e.g. "inference=600/min burst 100"; "" = the zones' defaults
+	CreatedAt  time.Time  // µs precision, UTC
+	RevokedAt  *time.Time // nil while the key is valid
+}
+
 // Store is medserve's persistent state; every implementation also holds the audit chain.
 //
 // Methods taking several pseudonyms match any of them, because a patient's
@@ -125,6 +137,14 @@ type Store interface {
 	// Backup writes a consistent copy of the whole store to path while it
 	// keeps serving. Each backend has a Restore function that loads one.
 	Backup(ctx context.Context, path string) error
+
+	// API keys (step 6). CreateAPIKey fails on a duplicate id; APIKey and
+	// RevokeAPIKey return ErrNotFound for an unknown id; revoking twice
+	// keeps the first revocation time. ListAPIKeys is ordered by CreatedAt.
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	APIKey(ctx context.Context, id string) (APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 
 	Close() error
 }

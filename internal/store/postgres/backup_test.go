@@ -31,7 +31,7 @@ func counts(t *testing.T, db *DB) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for _, table := range []string{"queries", "query_findings", "feedback", "audit_events", "audit_head",
-		"spool_progress", "cache_entries", "schema_migrations", "patient_summary"} {
+		"spool_progress", "cache_entries", "schema_migrations", "patient_summary", "api_keys"} {
 		var n int
 		if err := db.pool.QueryRow(context.Background(), `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -53,6 +53,9 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := db.CachePut(ctx, "k", "inference", []byte("v"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateAPIKey(ctx, store.APIKey{ID: "k1", SecretHash: "h", Role: "admin"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.RefreshViews(ctx); err != nil {
@@ -104,7 +107,7 @@ func TestBackupRestore(t *testing.T) {
 	}
 	defer db2.Close()
 	c := counts(t, db2)
-	if c["queries"] < 50 || c["feedback"] != 1 || c["cache_entries"] != 1 || c["audit_head"] != 1 ||
+	if c["queries"] < 50 || c["feedback"] != 1 || c["cache_entries"] != 1 || c["api_keys"] != 1 || c["audit_head"] != 1 ||
 		c["audit_events"] != 2*c["queries"] || c["query_findings"] != c["queries"] || c["patient_summary"] != 1 {
 		t.Fatalf("restored counts = %v", c)
 	}

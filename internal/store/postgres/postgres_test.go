@@ -195,7 +195,7 @@ func TestSchemaObjects(t *testing.T) {
 		return ok
 	}
 	for _, name := range []string{"queries", "query_findings", "audit_events", "audit_head", "feedback", "models",
-		"promotions", "alerts", "incidents", "batch_jobs", "schema_migrations", "spool_progress", "cache_entries"} {
+		"promotions", "alerts", "incidents", "batch_jobs", "schema_migrations", "spool_progress", "cache_entries", "api_keys"} {
 		if !exists(`SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1)`, name) {
 			t.Errorf("table %s missing", name)
 		}

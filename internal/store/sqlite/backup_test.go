@@ -40,7 +40,7 @@ func counts(t *testing.T, db *DB) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for _, table := range []string{"queries", "query_findings", "feedback", "audit_events", "spool_progress",
-		"cache_entries", "schema_migrations"} {
+		"cache_entries", "schema_migrations", "api_keys"} {
 		var n int
 		if err := db.db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -58,6 +58,9 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := db.CachePut(ctx, "k", "inference", []byte("v"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateAPIKey(ctx, store.APIKey{ID: "k1", SecretHash: "h", Role: "admin"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -105,7 +108,7 @@ func TestBackupRestore(t *testing.T) {
 	}
 	defer db2.Close()
 	c := counts(t, db2)
-	if c["queries"] < 50 || c["feedback"] != 1 || c["cache_entries"] != 1 || c["audit_events"] != 2*c["queries"] ||
+	if c["queries"] < 50 || c["feedback"] != 1 || c["cache_entries"] != 1 || c["api_keys"] != 1 || c["audit_events"] != 2*c["queries"] ||
 		c["query_findings"] != c["queries"] {
 		t.Fatalf("restored counts = %v", c)
 	}

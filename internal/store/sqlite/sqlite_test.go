@@ -71,7 +71,7 @@ func TestSchemaObjects(t *testing.T) {
 	db, _ := openTemp(t)
 	want := map[string][]string{
 		"table": {"queries", "query_findings", "audit_events", "feedback", "models", "promotions",
-			"alerts", "incidents", "batch_jobs", "schema_migrations", "spool_progress", "cache_entries"},
+			"alerts", "incidents", "batch_jobs", "schema_migrations", "spool_progress", "cache_entries", "api_keys"},
 		"index": {"idx_queries_patient_time", "idx_queries_domain_patient", "idx_queries_urgency_time",
 			"idx_queries_symptoms_patient", "idx_queries_diagnosis_confidence", "idx_queries_hash_response",
 			"idx_audit_time", "idx_audit_phi_access_time", "idx_audit_compliance_status",

@@ -3,8 +3,8 @@
 // cannot drift apart (SPEC §10: both pass the same behaviour).
 //
 // It covers the recorder and operations methods (Write, Progress,
-// AuditEvents, DeleteQueriesBefore, the L3 cache, Singleton) and the
-// PatientSealed round trip; each backend keeps its own tests for what only
+// AuditEvents, DeleteQueriesBefore, the L3 cache, Singleton), API keys and
+// the PatientSealed round trip; each backend keeps its own tests for what only
 // it has (schema objects, locking across pools, Backup and Restore).
 package storetest
 
@@ -45,6 +45,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PatientSealed", testPatientSealed},
 		{"QueryWithoutPatient", testQueryWithoutPatient},
 		{"RefreshViews", testRefreshViews},
+		{"APIKeys", testAPIKeys},
+		{"APIKeyRevoke", testAPIKeyRevoke},
+		{"APIKeyBadRole", testAPIKeyBadRole},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -724,5 +727,129 @@ func testRefreshViews(t *testing.T, s store.Store) {
 	}
 	if err := s.RefreshViews(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// apiKey returns a complete key record created at the given time.
+func apiKey(id, role string, at time.Time) store.APIKey {
+	return store.APIKey{ID: id, SecretHash: "hash-of-" + id, Role: role, Name: "label " + id,
+		Limits: "inference=600/min burst 100", CreatedAt: at.UTC().Truncate(time.Microsecond)}
+}
+
+func testAPIKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if ks, err := s.ListAPIKeys(ctx); err != nil || len(ks) != 0 {
+		t.Fatalf("empty store lists %d keys, %v", len(ks), err)
+	}
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	// Created out of order; the list is by creation time, then id.
+	want := []store.APIKey{
+		apiKey("ka", "admin", base),
+		apiKey("kb", "clinician", base.Add(time.Second)),
+		apiKey("kc", "service", base.Add(time.Second)), // same instant as kb
+		apiKey("kd", "auditor", base.Add(time.Minute)),
+	}
+	want[0].Name, want[0].Limits = "", "" // the defaults round-trip too
+	for _, i := range []int{3, 1, 0, 2} {
+		if err := s.CreateAPIKey(ctx, want[i]); err != nil {
+			t.Fatalf("create %s: %v", want[i].ID, err)
+		}
+	}
+	dup := apiKey("kb", "admin", base.Add(time.Hour))
+	dup.SecretHash = "another"
+	if err := s.CreateAPIKey(ctx, dup); err == nil {
+		t.Fatal("a duplicate id was accepted")
+	}
+	got, err := s.APIKey(ctx, "kb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want[1]) {
+		t.Fatalf("get kb (after a refused duplicate):\n got %+v\nwant %+v", got, want[1])
+	}
+	if got.CreatedAt.Location() != time.UTC {
+		t.Errorf("CreatedAt in %v, want UTC", got.CreatedAt.Location())
+	}
+	if _, err := s.APIKey(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get an unknown key: %v, want ErrNotFound", err)
+	}
+	list, err := s.ListAPIKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(list, want) {
+		t.Fatalf("list:\n got %+v\nwant %+v", list, want)
+	}
+
+	// A zero CreatedAt becomes the time of creation.
+	before := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.CreateAPIKey(ctx, store.APIKey{ID: "know", SecretHash: "h", Role: "service"}); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.APIKey(ctx, "know"); err != nil || k.CreatedAt.Before(before) || k.CreatedAt.After(time.Now()) {
+		t.Fatalf("zero CreatedAt stored as %v (%v); want about now", k.CreatedAt, err)
+	}
+}
+
+func testAPIKeyRevoke(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	for _, k := range []store.APIKey{apiKey("k1", "service", base), apiKey("k2", "service", base.Add(time.Second))} {
+		if err := s.CreateAPIKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := base.Add(10*time.Minute + 1500*time.Nanosecond) // sub-µs: truncated
+	if err := s.RevokeAPIKey(ctx, "k1", first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeAPIKey(ctx, "k1", base.Add(20*time.Minute)); err != nil {
+		t.Fatalf("revoking twice: %v", err)
+	}
+	k, err := s.APIKey(ctx, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := first.Truncate(time.Microsecond); k.RevokedAt == nil || !k.RevokedAt.Equal(want) || k.RevokedAt.Location() != time.UTC {
+		t.Fatalf("revoked at %v, want the first revocation %v (UTC)", k.RevokedAt, want)
+	}
+	if k, err := s.APIKey(ctx, "k2"); err != nil || k.RevokedAt != nil {
+		t.Fatalf("revoking k1 touched k2: %+v, %v", k, err)
+	}
+	if err := s.RevokeAPIKey(ctx, "nope", base); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoke an unknown key: %v, want ErrNotFound", err)
+	}
+	list, err := s.ListAPIKeys(ctx)
+	if err != nil || len(list) != 2 || list[0].RevokedAt == nil || list[1].RevokedAt != nil {
+		t.Fatalf("list after revoke: %+v, %v", list, err)
+	}
+	// A key created revoked (restored from elsewhere) keeps its time.
+	pre := apiKey("k3", "auditor", base.Add(time.Minute))
+	at := base.Add(2 * time.Minute)
+	pre.RevokedAt = &at
+	if err := s.CreateAPIKey(ctx, pre); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.APIKey(ctx, "k3"); err != nil || !reflect.DeepEqual(k, pre) {
+		t.Fatalf("created revoked: %+v, %v; want %+v", k, err, pre)
+	}
+}
+
+func testAPIKeyBadRole(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	for _, role := range []string{"", "root", "Admin", "admin "} {
+		if err := s.CreateAPIKey(ctx, apiKey("k-"+role, role, now)); err == nil {
+			t.Errorf("role %q accepted", role)
+		}
+	}
+	if err := s.CreateAPIKey(ctx, store.APIKey{ID: "", SecretHash: "h", Role: "admin", CreatedAt: now}); err == nil {
+		t.Error("an empty id was accepted")
+	}
+	if err := s.CreateAPIKey(ctx, store.APIKey{ID: "k", SecretHash: "", Role: "admin", CreatedAt: now}); err == nil {
+		t.Error("an empty secret hash was accepted")
+	}
+	if ks, err := s.ListAPIKeys(ctx); err != nil || len(ks) != 0 {
+		t.Fatalf("refused keys were stored: %+v, %v", ks, err)
 	}
 }
