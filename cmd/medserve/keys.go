@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"medserve/internal/auth"
+	"medserve/internal/ratelimit"
 	"medserve/internal/store"
 )
 
@@ -85,6 +86,11 @@ func cmdKeysCreate(ctx context.Context, e env) error {
 		return err
 	}
 	defer db.Close()
+	// A key whose limits do not parse would get the zones' defaults at
+	// every request: refuse it here, where the mistake can be mended.
+	if _, err := ratelimit.DefaultZones().For(ratelimit.ZoneInference, *limits); err != nil {
+		return fmt.Errorf("--limits: %w", err)
+	}
 	k, token, err := auth.CreateKey(ctx, db, *role, *name, *limits, time.Now())
 	if err != nil {
 		return err

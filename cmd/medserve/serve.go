@@ -44,6 +44,7 @@ type gatewayConfig struct {
 	tlsCert, tlsKey                           string
 	behindTLSProxy                            bool
 	maxInFlight                               int
+	readHeaderTimeout                         time.Duration
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -94,6 +95,7 @@ func cmdServe(ctx context.Context, e env) error {
 	fset.StringVar(&g.tlsKey, "tls-key", e.getenv("MEDSERVE_TLS_KEY"), "TLS private key file (PEM) (env MEDSERVE_TLS_KEY)")
 	fset.BoolVar(&g.behindTLSProxy, "behind-tls-proxy", false, "a TLS-terminating proxy is in front: send HSTS")
 	fset.IntVar(&g.maxInFlight, "max-in-flight", 4096, "requests served at once; beyond it 503 at once")
+	fset.DurationVar(&g.readHeaderTimeout, "read-header-timeout", 5*time.Second, "how long a client may take to send its request headers (slow-loris defence)")
 	clinicalData := clinicalDataFlag(fset, e.getenv)
 	if err := parseFlags(fset, e); err != nil {
 		return err
@@ -185,7 +187,11 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 	handler := server.NewServer(server.Deps{Pipeline: pipe, Text: eng, KB: k, Triage: art, Features: feat.Spec(), Metrics: metrics, Ready: ready, Version: version,
 		Recorder: st.recorder, Store: st.store, PHI: st.phi, QueryHash: keyer.Key, Gateway: gw})
 
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	rht := c.gw.readHeaderTimeout
+	if rht <= 0 {
+		rht = 5 * time.Second
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: rht, MaxHeaderBytes: 64 << 10, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	if c.gw.tlsCert != "" {
 		srv.TLSConfig = gateway.TLSConfig()
