@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -25,10 +27,12 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"medserve"
+	"medserve/internal/auth"
 	"medserve/internal/clinical"
 	"medserve/internal/kb"
 	"medserve/internal/phi"
 	"medserve/internal/pipeline"
+	"medserve/internal/ratelimit"
 	"medserve/internal/record"
 	"medserve/internal/spool"
 	"medserve/internal/store/sqlite"
@@ -244,6 +248,7 @@ type apiCase struct {
 	body     []byte
 	status   int
 	docValid bool
+	token    string // bearer token, if any
 }
 
 func jsonBody(v any) []byte {
@@ -307,98 +312,98 @@ func TestOpenAPIRealResponses(t *testing.T) {
 	infer := func(inputs ...any) []byte { return jsonBody(map[string]any{"id": "r-1", "inputs": inputs}) }
 
 	cases := []apiCase{
-		{"inference spec example", "POST", "/api/v1/inference", jsonBody(specExample), 200, true},
-		{"inference minimal", "POST", "/api/v1/inference", []byte(`{"query":"headache"}`), 200, true},
-		{"inference second reader", "POST", "/api/v1/inference", jsonBody(secondReader), 200, true},
-		{"inference unknown field", "POST", "/api/v1/inference", []byte(`{"query":"headache","colour":"red"}`), 400, false},
-		{"inference nested unknown field", "POST", "/api/v1/inference", []byte(`{"query":"headache","vitals":{"bp":120}}`), 400, false},
-		{"inference spo2 out of range", "POST", "/api/v1/inference", []byte(`{"query":"headache","vitals":{"spo2":150}}`), 400, false},
-		{"inference temp out of range", "POST", "/api/v1/inference", []byte(`{"query":"headache","vitals":{"temp_c":50}}`), 400, false},
-		{"inference bad enums", "POST", "/api/v1/inference", []byte(`{"query":"headache","patient":{"sex":"x"},"vitals":{"avpu":"asleep"},"context":{"arrival_mode":"horse"}}`), 400, false},
-		{"inference nurse acuity 6", "POST", "/api/v1/inference", []byte(`{"query":"headache","context":{"nurse_acuity":6}}`), 400, false},
-		{"inference blank query", "POST", "/api/v1/inference", []byte(`{"query":"   "}`), 400, false},
-		{"inference missing query", "POST", "/api/v1/inference", []byte(`{}`), 400, false},
-		{"inference wrong type", "POST", "/api/v1/inference", []byte(`{"query":5}`), 400, false},
-		{"inference malformed", "POST", "/api/v1/inference", []byte(`{"query":`), 400, false},
+		{"inference spec example", "POST", "/api/v1/inference", jsonBody(specExample), 200, true, ""},
+		{"inference minimal", "POST", "/api/v1/inference", []byte(`{"query":"headache"}`), 200, true, ""},
+		{"inference second reader", "POST", "/api/v1/inference", jsonBody(secondReader), 200, true, ""},
+		{"inference unknown field", "POST", "/api/v1/inference", []byte(`{"query":"headache","colour":"red"}`), 400, false, ""},
+		{"inference nested unknown field", "POST", "/api/v1/inference", []byte(`{"query":"headache","vitals":{"bp":120}}`), 400, false, ""},
+		{"inference spo2 out of range", "POST", "/api/v1/inference", []byte(`{"query":"headache","vitals":{"spo2":150}}`), 400, false, ""},
+		{"inference temp out of range", "POST", "/api/v1/inference", []byte(`{"query":"headache","vitals":{"temp_c":50}}`), 400, false, ""},
+		{"inference bad enums", "POST", "/api/v1/inference", []byte(`{"query":"headache","patient":{"sex":"x"},"vitals":{"avpu":"asleep"},"context":{"arrival_mode":"horse"}}`), 400, false, ""},
+		{"inference nurse acuity 6", "POST", "/api/v1/inference", []byte(`{"query":"headache","context":{"nurse_acuity":6}}`), 400, false, ""},
+		{"inference blank query", "POST", "/api/v1/inference", []byte(`{"query":"   "}`), 400, false, ""},
+		{"inference missing query", "POST", "/api/v1/inference", []byte(`{}`), 400, false, ""},
+		{"inference wrong type", "POST", "/api/v1/inference", []byte(`{"query":5}`), 400, false, ""},
+		{"inference malformed", "POST", "/api/v1/inference", []byte(`{"query":`), 400, false, ""},
 		// Not JSON but two JSON values: kin-openapi decodes only the first.
-		{"inference two values", "POST", "/api/v1/inference", []byte(`{"query":"a"}{"query":"b"}`), 400, true},
-		{"inference too large", "POST", "/api/v1/inference", oversized, 413, true},
-		{"clinical", "POST", "/api/v1/clinical", jsonBody(specExample), 200, true},
-		{"clinical invalid", "POST", "/api/v1/clinical", []byte(`{"query":"headache","patient":{"age":200}}`), 400, false},
-		{"clinical too large", "POST", "/api/v1/clinical", oversized, 413, true},
-		{"analyze", "POST", "/api/v1/analyze", jsonBody(map[string]any{"text": "58 yo man, chest pain for 2 days, no fever, BP 88/54, HR 250 bpm, temp 60 C, took aspirin 300 mg", "targets": []string{"chest pain", "fever"}}), 200, true},
-		{"analyze empty", "POST", "/api/v1/analyze", []byte(`{}`), 200, true},
-		{"analyze unknown field", "POST", "/api/v1/analyze", []byte(`{"text":"x","lang":"en"}`), 400, false},
-		{"analyze too many targets", "POST", "/api/v1/analyze", jsonBody(map[string]any{"text": "x", "targets": make([]string, 65)}), 400, false},
-		{"analyze too large", "POST", "/api/v1/analyze", []byte(`{"text":"` + strings.Repeat("a", maxBody) + `"}`), 413, true},
-		{"interactions", "POST", "/api/v1/interactions", jsonBody(map[string]any{"medications": []string{"warfarin", "aspirin", "Coumadin", "simvastatin", "clarithromycin", "sildenafil", "nitroglycerin", "warfrin", "zzqx-not-a-drug"}}), 200, true},
-		{"interactions empty", "POST", "/api/v1/interactions", []byte(`{"medications":[]}`), 200, true},
-		{"interactions missing", "POST", "/api/v1/interactions", []byte(`{}`), 400, false},
-		{"interactions unknown field", "POST", "/api/v1/interactions", []byte(`{"medications":[],"dose":1}`), 400, false},
-		{"interactions too large", "POST", "/api/v1/interactions", []byte(`{"medications":["` + strings.Repeat("a", maxBody) + `"]}`), 413, true},
-		{"models", "GET", "/api/v1/models", nil, 200, true},
-		{"live", "GET", "/health/live", nil, 200, true},
-		{"ready", "GET", "/health/ready", nil, 200, true},
-		{"metrics", "GET", "/metrics", nil, 200, true},
-		{"openapi", "GET", "/openapi.json", nil, 200, true},
+		{"inference two values", "POST", "/api/v1/inference", []byte(`{"query":"a"}{"query":"b"}`), 400, true, ""},
+		{"inference too large", "POST", "/api/v1/inference", oversized, 413, true, ""},
+		{"clinical", "POST", "/api/v1/clinical", jsonBody(specExample), 200, true, ""},
+		{"clinical invalid", "POST", "/api/v1/clinical", []byte(`{"query":"headache","patient":{"age":200}}`), 400, false, ""},
+		{"clinical too large", "POST", "/api/v1/clinical", oversized, 413, true, ""},
+		{"analyze", "POST", "/api/v1/analyze", jsonBody(map[string]any{"text": "58 yo man, chest pain for 2 days, no fever, BP 88/54, HR 250 bpm, temp 60 C, took aspirin 300 mg", "targets": []string{"chest pain", "fever"}}), 200, true, ""},
+		{"analyze empty", "POST", "/api/v1/analyze", []byte(`{}`), 200, true, ""},
+		{"analyze unknown field", "POST", "/api/v1/analyze", []byte(`{"text":"x","lang":"en"}`), 400, false, ""},
+		{"analyze too many targets", "POST", "/api/v1/analyze", jsonBody(map[string]any{"text": "x", "targets": make([]string, 65)}), 400, false, ""},
+		{"analyze too large", "POST", "/api/v1/analyze", []byte(`{"text":"` + strings.Repeat("a", maxBody) + `"}`), 413, true, ""},
+		{"interactions", "POST", "/api/v1/interactions", jsonBody(map[string]any{"medications": []string{"warfarin", "aspirin", "Coumadin", "simvastatin", "clarithromycin", "sildenafil", "nitroglycerin", "warfrin", "zzqx-not-a-drug"}}), 200, true, ""},
+		{"interactions empty", "POST", "/api/v1/interactions", []byte(`{"medications":[]}`), 200, true, ""},
+		{"interactions missing", "POST", "/api/v1/interactions", []byte(`{}`), 400, false, ""},
+		{"interactions unknown field", "POST", "/api/v1/interactions", []byte(`{"medications":[],"dose":1}`), 400, false, ""},
+		{"interactions too large", "POST", "/api/v1/interactions", []byte(`{"medications":["` + strings.Repeat("a", maxBody) + `"]}`), 413, true, ""},
+		{"models", "GET", "/api/v1/models", nil, 200, true, ""},
+		{"live", "GET", "/health/live", nil, 200, true, ""},
+		{"ready", "GET", "/health/ready", nil, 200, true, ""},
+		{"metrics", "GET", "/metrics", nil, 200, true, ""},
+		{"openapi", "GET", "/openapi.json", nil, 200, true, ""},
 
-		{"history", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"MRN-0042"}`), 200, true},
-		{"history limit", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"nobody","limit":5}`), 200, true},
-		{"history missing id", "POST", "/api/v1/patients/history", []byte(`{}`), 400, false},
-		{"history bad limit", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"x","limit":5000}`), 400, false},
-		{"history too large", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"` + strings.Repeat("a", maxBody) + `"}`), 413, false},
-		{"audit all", "GET", "/api/v1/audit", nil, 200, true},
-		{"audit filtered", "GET", "/api/v1/audit?action=inference&outcome=ok&limit=2&after=0&from=2020-01-01T00:00:00Z", nil, 200, true},
+		{"history", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"MRN-0042"}`), 200, true, ""},
+		{"history limit", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"nobody","limit":5}`), 200, true, ""},
+		{"history missing id", "POST", "/api/v1/patients/history", []byte(`{}`), 400, false, ""},
+		{"history bad limit", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"x","limit":5000}`), 400, false, ""},
+		{"history too large", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"` + strings.Repeat("a", maxBody) + `"}`), 413, false, ""},
+		{"audit all", "GET", "/api/v1/audit", nil, 200, true, ""},
+		{"audit filtered", "GET", "/api/v1/audit?action=inference&outcome=ok&limit=2&after=0&from=2020-01-01T00:00:00Z", nil, 200, true, ""},
 		// OpenAPI allows undeclared query parameters; the server does not.
-		{"audit identifier in url", "GET", "/api/v1/audit?patient_id=MRN-0042", nil, 400, true},
-		{"audit bad time", "GET", "/api/v1/audit?from=yesterday", nil, 400, false},
-		{"audit search", "POST", "/api/v1/audit/search", []byte(`{"patient_id":"MRN-0042","action":"inference"}`), 200, true},
-		{"audit search bad outcome", "POST", "/api/v1/audit/search", []byte(`{"outcome":"maybe"}`), 400, false},
-		{"audit search too large", "POST", "/api/v1/audit/search", []byte(`{"actor":"` + strings.Repeat("a", maxBody) + `"}`), 413, true},
+		{"audit identifier in url", "GET", "/api/v1/audit?patient_id=MRN-0042", nil, 400, true, ""},
+		{"audit bad time", "GET", "/api/v1/audit?from=yesterday", nil, 400, false, ""},
+		{"audit search", "POST", "/api/v1/audit/search", []byte(`{"patient_id":"MRN-0042","action":"inference"}`), 200, true, ""},
+		{"audit search bad outcome", "POST", "/api/v1/audit/search", []byte(`{"outcome":"maybe"}`), 400, false, ""},
+		{"audit search too large", "POST", "/api/v1/audit/search", []byte(`{"actor":"` + strings.Repeat("a", maxBody) + `"}`), 413, true, ""},
 
-		{"v2 server", "GET", "/v2", nil, 200, true},
-		{"v2 live", "GET", "/v2/health/live", nil, 200, true},
-		{"v2 ready", "GET", "/v2/health/ready", nil, 200, true},
-		{"v2 model", "GET", "/v2/models/triage", nil, 200, true},
-		{"v2 model version", "GET", "/v2/models/triage/versions/1", nil, 200, true},
-		{"v2 model unknown", "GET", "/v2/models/nope", nil, 404, true},
-		{"v2 model version unknown", "GET", "/v2/models/triage/versions/9", nil, 404, true},
-		{"v2 model ready", "GET", "/v2/models/triage/ready", nil, 200, true},
-		{"v2 model version ready", "GET", "/v2/models/triage/versions/1/ready", nil, 200, true},
-		{"v2 model ready unknown", "GET", "/v2/models/nope/ready", nil, 404, true},
-		{"v2 model version ready unknown", "GET", "/v2/models/nope/versions/1/ready", nil, 404, true},
-		{"v2 infer query", "POST", "/v2/models/triage/infer", infer(queryTensor(specExample, secondReader, map[string]any{"query": "sore throat"})), 200, true},
-		{"v2 infer features", "POST", "/v2/models/triage/infer", infer(featureTensor(1, zeros(dim))), 200, true},
-		{"v2 infer features two rows", "POST", "/v2/models/triage/versions/1/infer", infer(featureTensor(2, nonZero)), 200, true},
-		{"v2 infer version query", "POST", "/v2/models/triage/versions/1/infer", infer(queryTensor(map[string]any{"query": "chest pain", "vitals": map[string]any{"sbp": 80}})), 200, true},
-		{"v2 infer unknown model", "POST", "/v2/models/nope/infer", infer(featureTensor(1, zeros(dim))), 404, true},
-		{"v2 infer unknown version", "POST", "/v2/models/triage/versions/2/infer", infer(featureTensor(1, zeros(dim))), 404, true},
-		{"v2 infer two inputs", "POST", "/v2/models/triage/infer", infer(featureTensor(1, zeros(dim)), queryTensor(specExample)), 400, false},
-		{"v2 infer no inputs", "POST", "/v2/models/triage/infer", []byte(`{"inputs":[]}`), 400, false},
-		{"v2 infer unknown tensor", "POST", "/v2/models/triage/infer", infer(map[string]any{"name": "pixels", "shape": []int{1}, "datatype": "FP32", "data": []float32{0}}), 400, false},
-		{"v2 infer wrong datatype", "POST", "/v2/models/triage/versions/1/infer", infer(map[string]any{"name": "features", "shape": []int{1, dim}, "datatype": "FP64", "data": zeros(dim)}), 400, false},
-		{"v2 infer unknown field", "POST", "/v2/models/triage/infer", []byte(`{"inputs":[{"name":"query","shape":[1],"datatype":"BYTES","data":["{}"]}],"priority":1}`), 400, false},
-		{"v2 infer bad query element", "POST", "/v2/models/triage/infer", infer(queryTensor(map[string]any{"query": "x", "vitals": map[string]any{"hr": 400}})), 400, false},
-		{"v2 infer query unknown field", "POST", "/v2/models/triage/infer", infer(queryTensor(map[string]any{"query": "x", "colour": "red"})), 400, false},
-		{"v2 infer query shape mismatch", "POST", "/v2/models/triage/infer", infer(map[string]any{"name": "query", "shape": []int{3}, "datatype": "BYTES", "data": []string{`{"query":"x"}`}}), 400, true},
-		{"v2 infer features wrong width", "POST", "/v2/models/triage/infer", infer(featureTensor(1, zeros(dim-1))), 400, true},
-		{"v2 infer version features wrong width", "POST", "/v2/models/triage/versions/1/infer", infer(map[string]any{"name": "features", "shape": []int{1, 7}, "datatype": "FP32", "data": zeros(7)}), 400, true},
+		{"v2 server", "GET", "/v2", nil, 200, true, ""},
+		{"v2 live", "GET", "/v2/health/live", nil, 200, true, ""},
+		{"v2 ready", "GET", "/v2/health/ready", nil, 200, true, ""},
+		{"v2 model", "GET", "/v2/models/triage", nil, 200, true, ""},
+		{"v2 model version", "GET", "/v2/models/triage/versions/1", nil, 200, true, ""},
+		{"v2 model unknown", "GET", "/v2/models/nope", nil, 404, true, ""},
+		{"v2 model version unknown", "GET", "/v2/models/triage/versions/9", nil, 404, true, ""},
+		{"v2 model ready", "GET", "/v2/models/triage/ready", nil, 200, true, ""},
+		{"v2 model version ready", "GET", "/v2/models/triage/versions/1/ready", nil, 200, true, ""},
+		{"v2 model ready unknown", "GET", "/v2/models/nope/ready", nil, 404, true, ""},
+		{"v2 model version ready unknown", "GET", "/v2/models/nope/versions/1/ready", nil, 404, true, ""},
+		{"v2 infer query", "POST", "/v2/models/triage/infer", infer(queryTensor(specExample, secondReader, map[string]any{"query": "sore throat"})), 200, true, ""},
+		{"v2 infer features", "POST", "/v2/models/triage/infer", infer(featureTensor(1, zeros(dim))), 200, true, ""},
+		{"v2 infer features two rows", "POST", "/v2/models/triage/versions/1/infer", infer(featureTensor(2, nonZero)), 200, true, ""},
+		{"v2 infer version query", "POST", "/v2/models/triage/versions/1/infer", infer(queryTensor(map[string]any{"query": "chest pain", "vitals": map[string]any{"sbp": 80}})), 200, true, ""},
+		{"v2 infer unknown model", "POST", "/v2/models/nope/infer", infer(featureTensor(1, zeros(dim))), 404, true, ""},
+		{"v2 infer unknown version", "POST", "/v2/models/triage/versions/2/infer", infer(featureTensor(1, zeros(dim))), 404, true, ""},
+		{"v2 infer two inputs", "POST", "/v2/models/triage/infer", infer(featureTensor(1, zeros(dim)), queryTensor(specExample)), 400, false, ""},
+		{"v2 infer no inputs", "POST", "/v2/models/triage/infer", []byte(`{"inputs":[]}`), 400, false, ""},
+		{"v2 infer unknown tensor", "POST", "/v2/models/triage/infer", infer(map[string]any{"name": "pixels", "shape": []int{1}, "datatype": "FP32", "data": []float32{0}}), 400, false, ""},
+		{"v2 infer wrong datatype", "POST", "/v2/models/triage/versions/1/infer", infer(map[string]any{"name": "features", "shape": []int{1, dim}, "datatype": "FP64", "data": zeros(dim)}), 400, false, ""},
+		{"v2 infer unknown field", "POST", "/v2/models/triage/infer", []byte(`{"inputs":[{"name":"query","shape":[1],"datatype":"BYTES","data":["{}"]}],"priority":1}`), 400, false, ""},
+		{"v2 infer bad query element", "POST", "/v2/models/triage/infer", infer(queryTensor(map[string]any{"query": "x", "vitals": map[string]any{"hr": 400}})), 400, false, ""},
+		{"v2 infer query unknown field", "POST", "/v2/models/triage/infer", infer(queryTensor(map[string]any{"query": "x", "colour": "red"})), 400, false, ""},
+		{"v2 infer query shape mismatch", "POST", "/v2/models/triage/infer", infer(map[string]any{"name": "query", "shape": []int{3}, "datatype": "BYTES", "data": []string{`{"query":"x"}`}}), 400, true, ""},
+		{"v2 infer features wrong width", "POST", "/v2/models/triage/infer", infer(featureTensor(1, zeros(dim-1))), 400, true, ""},
+		{"v2 infer version features wrong width", "POST", "/v2/models/triage/versions/1/infer", infer(map[string]any{"name": "features", "shape": []int{1, 7}, "datatype": "FP32", "data": zeros(7)}), 400, true, ""},
 	}
 	notReady := []apiCase{
-		{"ready (not ready)", "GET", "/health/ready", nil, 503, true},
-		{"v2 ready (not ready)", "GET", "/v2/health/ready", nil, 503, true},
-		{"v2 model ready (not ready)", "GET", "/v2/models/triage/ready", nil, 503, true},
-		{"v2 model version ready (not ready)", "GET", "/v2/models/triage/versions/1/ready", nil, 503, true},
+		{"ready (not ready)", "GET", "/health/ready", nil, 503, true, ""},
+		{"v2 ready (not ready)", "GET", "/v2/health/ready", nil, 503, true, ""},
+		{"v2 model ready (not ready)", "GET", "/v2/models/triage/ready", nil, 503, true, ""},
+		{"v2 model version ready (not ready)", "GET", "/v2/models/triage/versions/1/ready", nil, 503, true, ""},
 	}
 
 	unrecorded := []apiCase{
-		{"inference unrecordable", "POST", "/api/v1/inference", []byte(`{"query":"headache"}`), 503, true},
-		{"clinical unrecordable", "POST", "/api/v1/clinical", []byte(`{"query":"headache"}`), 503, true},
-		{"analyze unrecordable", "POST", "/api/v1/analyze", []byte(`{"text":"headache"}`), 503, true},
-		{"interactions unrecordable", "POST", "/api/v1/interactions", []byte(`{"medications":["warfarin"]}`), 503, true},
-		{"history store down", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"MRN-0042"}`), 503, true},
-		{"audit store down", "GET", "/api/v1/audit", nil, 503, true},
-		{"audit search store down", "POST", "/api/v1/audit/search", []byte(`{}`), 503, true},
+		{"inference unrecordable", "POST", "/api/v1/inference", []byte(`{"query":"headache"}`), 503, true, ""},
+		{"clinical unrecordable", "POST", "/api/v1/clinical", []byte(`{"query":"headache"}`), 503, true, ""},
+		{"analyze unrecordable", "POST", "/api/v1/analyze", []byte(`{"text":"headache"}`), 503, true, ""},
+		{"interactions unrecordable", "POST", "/api/v1/interactions", []byte(`{"medications":["warfarin"]}`), 503, true, ""},
+		{"history store down", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"MRN-0042"}`), 503, true, ""},
+		{"audit store down", "GET", "/api/v1/audit", nil, 503, true, ""},
+		{"audit search store down", "POST", "/api/v1/audit/search", []byte(`{}`), 503, true, ""},
 	}
 
 	seen := map[string]bool{} // "METHOD path status" of the document
@@ -424,6 +429,72 @@ func TestOpenAPIRealResponses(t *testing.T) {
 	for _, c := range unrecorded {
 		run(c)
 	}
+	// The gateway on: every documented 401, 403 and 429, produced for
+	// real from the requests above that succeed.
+	secure, tokens := secureServer(t, "inference=100000/s burst 10000,clinical=100000/s burst 10000,health=100000/s burst 10000")
+	defer secure.Close()
+	// A second one whose health zone admits one request a day.
+	tight, _ := secureServer(t, "health=1/day burst 0")
+	defer tight.Close()
+	// Spend the limited key's budgets and the tight server's health zone.
+	for _, warm := range []struct {
+		srv                       *httptest.Server
+		method, path, token, body string
+	}{
+		{secure, "GET", "/api/v1/models", tokens.limited, ""},
+		{secure, "POST", "/api/v1/clinical", tokens.limited, `{"query":"headache"}`},
+		{tight, "GET", "/health/live", "", ""},
+	} {
+		req, _ := http.NewRequest(warm.method, warm.srv.URL+warm.path, strings.NewReader(warm.body))
+		req.Header.Set("Authorization", "Bearer "+warm.token)
+		resp, err := warm.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("warm-up %s: %d", warm.path, resp.StatusCode)
+		}
+	}
+	target = secure
+	gated := 0
+	for _, c := range cases {
+		if c.status != 200 {
+			continue
+		}
+		vreq := httptest.NewRequest(c.method, c.path, nil)
+		route, _, err := router.FindRoute(vreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		responses := route.Operation.Responses
+		if responses.Value("401") != nil {
+			c401 := c
+			c401.name, c401.status, c401.token = c.name+" (no credentials)", 401, ""
+			run(c401)
+			gated++
+		}
+		if responses.Value("403") != nil {
+			c403 := c
+			c403.name, c403.status, c403.token = c.name+" (wrong role)", 403, tokens.wrongRole(route.Path)
+			if route.Path == "/metrics" {
+				c403.token = "" // the metrics guard: no token, not from an allowed network
+			}
+			run(c403)
+		}
+		c429 := c
+		c429.name, c429.status, c429.token = c.name+" (over the limit)", 429, tokens.limited
+		if responses.Value("401") == nil {
+			c429.token = ""
+			target = tight
+		}
+		run(c429)
+		target = secure
+	}
+	if gated < 10 {
+		t.Errorf("only %d documented routes exercised behind authentication", gated)
+	}
 	target = ts
 	deps.Ready.Store(false)
 	for _, c := range notReady {
@@ -432,7 +503,7 @@ func TestOpenAPIRealResponses(t *testing.T) {
 
 	// Every documented operation and status must have been seen for real
 	// (unless -run left cases out).
-	if all := len(cases) + len(notReady) + len(unrecorded); ran < all {
+	if all := len(cases) + len(notReady) + len(unrecorded); ran < all+gated {
 		t.Logf("%d of %d cases ran: documented statuses not checked", ran, all)
 		return
 	}
@@ -453,7 +524,7 @@ func TestOpenAPIRealResponses(t *testing.T) {
 func checkCase(t *testing.T, doc *openapi3.T, router routers.Router, ts *httptest.Server, c apiCase) (string, []byte) {
 	t.Helper()
 	ctx := context.Background()
-	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
 
 	vreq := httptest.NewRequest(c.method, c.path, bytes.NewReader(c.body))
 	if c.body != nil {
@@ -481,6 +552,9 @@ func checkCase(t *testing.T, doc *openapi3.T, router routers.Router, ts *httptes
 	}
 	if c.body != nil {
 		hreq.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := ts.Client().Do(hreq)
 	if err != nil {
@@ -601,4 +675,44 @@ func withRecords(t testing.TB, deps Deps) Deps {
 	deps.Recorder, deps.Store, deps.PHI = rec, st, kr
 	deps.QueryHash = func(parts ...string) string { return strings.Join(parts, "|") }
 	return deps
+}
+
+// secureTokens are the API keys of secureServer.
+type secureTokens struct {
+	clinician, service, auditor, limited string
+}
+
+// wrongRole is a key whose role the route at path does not admit.
+func (k secureTokens) wrongRole(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/api/v1/audit"):
+		return k.clinician
+	case path == "/api/v1/patients/history":
+		return k.service
+	}
+	return k.auditor
+}
+
+// secureServer is the server with the gateway on: API keys in a real
+// store, and a key (and the health zone) whose budget is spent at once.
+func secureServer(t *testing.T, zoneSpec string) (*httptest.Server, secureTokens) {
+	t.Helper()
+	deps := withRecords(t, loadDeps(t))
+	deps.Metrics = NewMetrics()
+	mk := func(role, limits string) string {
+		_, tok, err := auth.CreateKey(context.Background(), deps.Store, role, role, limits, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	k := secureTokens{clinician: mk(auth.RoleClinician, ""), service: mk(auth.RoleService, ""), auditor: mk(auth.RoleAuditor, ""),
+		limited: mk(auth.RoleAdmin, "inference=1/day burst 0,clinical=1/day burst 0")}
+	zones, err := ratelimit.ParseZones(zoneSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Gateway = Gateway{Auth: auth.NewAuthenticator(deps.Store, nil, nil), Limiter: ratelimit.NewMemory(nil, 1000), Zones: zones,
+		MetricsNets: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	return httptest.NewServer(NewServer(deps)), k
 }
