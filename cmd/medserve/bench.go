@@ -49,6 +49,7 @@ func cmdBench(ctx context.Context, e env) error {
 	dataDir := clinicalDataFlag(fset, e.getenv)
 	dbURL := fset.String("database-url", "", "in-process server: PostgreSQL URL (default: a fresh embedded SQLite file)")
 	redisURL := fset.String("redis-url", "", "in-process server: Redis URL for the L2 cache")
+	gzipOK := fset.Bool("gzip", false, "ask for gzip-compressed answers (on one machine the load generator then pays for decompressing too)")
 	apiKey := fset.String("api-key", e.getenv("MEDSERVE_API_KEY"), "bearer token for --url (the in-process server gets a service key whose limits do not throttle the load) (env MEDSERVE_API_KEY)")
 	if err := parseFlags(fset, e); err != nil {
 		return err
@@ -76,6 +77,12 @@ func cmdBench(ctx context.Context, e env) error {
 		done := make(chan error, 1)
 		ready := make(chan struct{})
 		getenv := benchEnv(e.getenv)
+		// The whole gateway stays on: the load authenticates with a
+		// service key whose own limits are far above the load.
+		if *apiKey, err = benchKey(ctx, *dbURL, state); err != nil {
+			stop()
+			return err
+		}
 		go func() {
 			cfg := serveConfig{addr: ln.Addr().String(), dataDir: state, models: *models, clinicalData: *dataDir, deadline: time.Second,
 				shutdownGrace: 10 * time.Second, batch: batcher.Config{MaxBatchSize: *batchSize, MaxQueueDelay: *batchDelay, Workers: 2}, cacheMB: 64,
@@ -101,8 +108,14 @@ func cmdBench(ctx context.Context, e env) error {
 		"rate": *rate, "duration": duration.String(), "workers": *workers, "cache": *useCache, "bodies": len(reqs),
 		"batch_size": *batchSize, "batch_delay": batchDelay.String(), "in_process": *url == ""}}
 	cfg := loadtest.Config{URL: res.Target, Bodies: reqs, Rate: *rate, Duration: *duration, Workers: *workers}
+	cfg.Header = http.Header{}
 	if *apiKey != "" {
-		cfg.Header = http.Header{"Authorization": {"Bearer " + *apiKey}}
+		cfg.Header.Set("Authorization", "Bearer "+*apiKey)
+	}
+	if !*gzipOK {
+		// An explicit identity stops Go's transport from asking for gzip
+		// (and decompressing on the load generator's share of the CPU).
+		cfg.Header.Set("Accept-Encoding", "identity")
 	}
 	fmt.Fprintf(e.stderr, "bench: %s for %s…\n", res.Target, duration)
 	if res.Server, err = loadtest.Run(ctx, cfg); err != nil {
