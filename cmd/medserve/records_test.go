@@ -10,9 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +22,7 @@ import (
 
 	"medserve/internal/batcher"
 	"medserve/internal/pgtest"
+	"medserve/internal/redistest"
 )
 
 // syncBuffer is a log sink the server writes while the test reads.
@@ -278,51 +277,15 @@ func TestDurabilityAcrossDatabaseOutage(t *testing.T) {
 		sent.Load(), len(ids), answered[0], answered[1], answered[2], len(events), len(queries), strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0]))
 }
 
-// startRedis starts a private redis-server on a free port for one test.
-func startRedis(t *testing.T) string {
-	url, _ := startRedisProc(t)
-	return url
-}
-
-// startRedisProc is startRedis, also returning the process so a test can kill it.
-func startRedisProc(t *testing.T) (string, *exec.Cmd) {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server needed (CI=true)")
-		}
-		t.Skip("redis-server not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	opt, _ := redis.ParseURL(url)
-	c := redis.NewClient(opt)
-	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); c.Ping(context.Background()).Err() != nil; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("private redis-server did not answer")
-		}
-	}
-	return url, cmd
-}
+// startRedis starts a private redis-server for one test and returns its URL.
+func startRedis(t *testing.T) string { return redistest.Start(t).URL() }
 
 // TestRedisOutage: with Redis killed in the middle of a load, every
 // request is still answered (from L1, the store's L3 or computed).
 func TestRedisOutage(t *testing.T) {
-	url, proc := startRedisProc(t)
+	srv := redistest.Start(t)
 	// A small L1 so that lookups reach the lower levels.
-	base, _, stop := startServerWith(t, serveConfig{dataDir: t.TempDir(), cacheMB: 1, redisURL: url}, testEnv(nil))
+	base, _, stop := startServerWith(t, serveConfig{dataDir: t.TempDir(), cacheMB: 1, redisURL: srv.URL()}, testEnv(nil))
 	metrics := func() string {
 		resp, err := http.Get(base + "/metrics")
 		if err != nil {
@@ -346,7 +309,7 @@ func TestRedisOutage(t *testing.T) {
 					return
 				}
 				if i == total/3 {
-					proc.Process.Kill() // Redis dies mid-load
+					srv.Kill() // Redis dies mid-load
 				}
 				// Before the outage 40 bodies repeat (answered from a cache
 				// level); after it every body is new, so every lookup goes

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,115 +14,19 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"medserve/internal/redistest"
 )
 
-// redisServer is a private redis-server started by the test on a free port,
-// never the machine's shared one: no persistence, its own directory.
-type redisServer struct {
-	tb   testing.TB
-	bin  string
-	port int
-	dir  string
+// redisServer adds this package's client to a private redis-server.
+type redisServer struct{ *redistest.Server }
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// startRedis starts a private redis-server and stops it in Cleanup. Without
-// redis-server on PATH the test is skipped, except in CI (CI=true), where
-// that is a failure.
-func startRedis(tb testing.TB) *redisServer {
-	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("redis-server not on PATH (required in CI): %v", err)
-		}
-		tb.Skipf("redis-server not on PATH: %v", err)
-	}
-	s := &redisServer{tb: tb, bin: bin, port: freePort(tb), dir: tb.TempDir()}
-	tb.Cleanup(s.stop)
-	s.start()
-	return s
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return port
-}
-
-func (s *redisServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
-
-// start runs redis-server on s.port and waits until it answers PING.
-func (s *redisServer) start() {
-	s.tb.Helper()
-	if s.cmd != nil {
-		s.tb.Fatal("redis-server already running")
-	}
-	logFile := filepath.Join(s.dir, "redis.log")
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--logfile", logFile,
-	)
-	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("start redis-server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	s.cmd, s.exited = cmd, exited
-
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logFile)
-			s.cmd = nil
-			s.tb.Fatalf("redis-server on port %d exited: %s", s.port, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("redis-server on port %d does not answer PING: %v", s.port, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// stop kills redis-server (SIGKILL: a crash, not a shutdown) and waits for it.
-func (s *redisServer) stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
-}
+func startRedis(tb testing.TB) redisServer { return redisServer{redistest.Start(tb)} }
 
 // client returns a client made the way medserve makes it, closed in Cleanup.
-func (s *redisServer) client(tb testing.TB) redis.UniversalClient {
+func (s redisServer) client(tb testing.TB) redis.UniversalClient {
 	tb.Helper()
-	c, err := ParseRedisURL("redis://" + s.addr() + "/0")
+	c, err := ParseRedisURL(s.URL())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -270,7 +171,7 @@ func TestRedisBreakerStates(t *testing.T) {
 
 func TestRedisDownIsSkipped(t *testing.T) {
 	// Nothing listens on this port: connection refused, no redis-server needed.
-	c, err := ParseRedisURL("redis://127.0.0.1:" + strconv.Itoa(freePort(t)))
+	c, err := ParseRedisURL("redis://127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,14 +378,14 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	waitFor(t, "l2 hits before the outage", func() bool { return byLevel[2].Load() >= 200 })
-	srv.stop()
+	srv.Kill()
 	killedAt, atKill, l3AtKill := time.Now(), calls.Load(), byLevel[3].Load()
 	waitFor(t, "load through the outage", func() bool {
 		// Several cool-downs, so that probes meet the dead server too.
 		return calls.Load() >= atKill+2000 && byLevel[3].Load() >= l3AtKill+500 &&
 			time.Since(killedAt) > 4*coolDown && rd.Down()
 	})
-	srv.start() // same port, empty: the store refills it
+	srv.StartAgain() // same port, empty: the store refills it
 	l2AtRestart := byLevel[2].Load()
 	waitFor(t, "l2 hits after the restart", func() bool { return byLevel[2].Load() >= l2AtRestart+200 })
 	stopLoad()
@@ -536,7 +437,7 @@ func BenchmarkTieredDoL2Hit(b *testing.B) {
 }
 
 func BenchmarkTieredDoRedisDown(b *testing.B) {
-	c, err := ParseRedisURL("redis://127.0.0.1:" + strconv.Itoa(freePort(b)))
+	c, err := ParseRedisURL("redis://127.0.0.1:" + strconv.Itoa(redistest.FreePort(b)))
 	if err != nil {
 		b.Fatal(err)
 	}

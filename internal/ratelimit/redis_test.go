@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,116 +12,24 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"medserve/internal/redistest"
 )
 
-// redisServer is a private redis-server started by the test on a free port,
-// never the machine's shared one: no persistence, its own directory. (As in
-// internal/cache's tests.)
-type redisServer struct {
-	tb   testing.TB
-	bin  string
-	port int
-	dir  string
+// redisServer adds this package's fast-failing client to a private
+// redis-server.
+type redisServer struct{ *redistest.Server }
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
+func startRedis(tb testing.TB) redisServer { return redisServer{redistest.Start(tb)} }
 
-// startRedis starts a private redis-server and stops it in Cleanup. Without
-// redis-server on PATH the test is skipped, except in CI (CI=true), where
-// that is a failure.
-func startRedis(tb testing.TB) *redisServer {
-	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("redis-server not on PATH (required in CI): %v", err)
-		}
-		tb.Skipf("redis-server not on PATH: %v", err)
-	}
-	s := &redisServer{tb: tb, bin: bin, port: freePort(tb), dir: tb.TempDir()}
-	tb.Cleanup(s.stop)
-	s.start()
-	return s
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return port
-}
-
-func (s *redisServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
-
-// start runs redis-server on s.port and waits until it answers PING.
-func (s *redisServer) start() {
-	s.tb.Helper()
-	if s.cmd != nil {
-		s.tb.Fatal("redis-server already running")
-	}
-	logFile := filepath.Join(s.dir, "redis.log")
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--logfile", logFile,
-	)
-	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("start redis-server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	s.cmd, s.exited = cmd, exited
-
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logFile)
-			s.cmd = nil
-			s.tb.Fatalf("redis-server on port %d exited: %s", s.port, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("redis-server on port %d does not answer PING: %v", s.port, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// stop kills redis-server (SIGKILL: a crash, not a shutdown) and waits for it.
-func (s *redisServer) stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
-}
+// freePort gives the unreachable cases, here and in the benchmarks, a port
+// where nothing listens.
+func freePort(tb testing.TB) int { return redistest.FreePort(tb) }
 
 // client returns a client closed in Cleanup.
-func (s *redisServer) client(tb testing.TB) redis.UniversalClient {
+func (s redisServer) client(tb testing.TB) redis.UniversalClient {
 	tb.Helper()
-	c := newFastClient(s.addr())
+	c := newFastClient(s.Addr())
 	tb.Cleanup(func() { c.Close() })
 	return c
 }
@@ -301,7 +206,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("before: %d allowed, %d fell back", n, fb.n.Load())
 	}
 
-	srv.stop()
+	srv.Kill()
 	if n := allowed(r, "during", 10); n != l.Capacity() {
 		t.Fatalf("during the outage: %d of 10 allowed; want the local limit %d", n, l.Capacity())
 	}
@@ -312,7 +217,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatal("breaker not open during the outage")
 	}
 
-	srv.start() // same port, empty
+	srv.StartAgain() // same port, empty
 	i := 0
 	waitFor(t, "checks to reach Redis again", func() bool {
 		i++
