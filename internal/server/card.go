@@ -126,3 +126,70 @@ func (s *Server) buildCard() (*modelCard, error) {
 	c.VersionHistory = []cardVersion{{Version: m.Version, Created: m.Created, Stage: "production", PromotedBy: "bundled with the release (no promotion recorded)"}}
 	return &c, nil
 }
+
+// versionInfo is one version of a model in GET /api/v1/models/{name}.
+type versionInfo struct {
+	Version    string          `json:"version"`
+	State      string          `json:"state"` // production (serving), candidate
+	Family     string          `json:"family"`
+	Created    string          `json:"created"`
+	Parameters int             `json:"parameters"`
+	DataRows   int             `json:"data_rows"`
+	Validation json.RawMessage `json:"validation"` // headline cross-validated figures
+	Gate       json.RawMessage `json:"gate"`       // the gate's verdict and failed checks
+}
+
+// handleModelVersions serves GET /api/v1/models/{name}: every version in
+// the model directory with its state and validation report. Manifests are
+// read, not models: listing never loads weights.
+func (s *Server) handleModelVersions() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m := s.Triage.Manifest
+		if r.PathValue("name") != m.Name {
+			writeProblem(w, r, http.StatusNotFound, "no such model")
+			return
+		}
+		dir := filepath.Dir(s.Triage.Dir)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			writeProblem(w, r, http.StatusInternalServerError, "the model directory could not be read")
+			return
+		}
+		versions := []versionInfo{}
+		for _, e := range entries {
+			if !e.IsDir() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name(), "manifest.json"))
+			if err != nil {
+				continue // not a version directory
+			}
+			var mf struct {
+				Version     string          `json:"version"`
+				Family      string          `json:"family"`
+				Created     string          `json:"created"`
+				ModelParams int             `json:"model_params"`
+				DataRows    int             `json:"data_rows"`
+				Validation  json.RawMessage `json:"validation"`
+				Gate        json.RawMessage `json:"gate"`
+			}
+			if json.Unmarshal(b, &mf) != nil || mf.Version != e.Name() {
+				continue
+			}
+			state := "candidate"
+			if mf.Version == m.Version {
+				state = "production"
+			}
+			versions = append(versions, versionInfo{Version: mf.Version, State: state, Family: mf.Family, Created: mf.Created,
+				Parameters: mf.ModelParams, DataRows: mf.DataRows, Validation: orNull(mf.Validation), Gate: orNull(mf.Gate)})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"name": m.Name, "serving": m.Version, "versions": versions})
+	})
+}
+
+func orNull(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	return b
+}

@@ -342,6 +342,8 @@ func TestOpenAPIRealResponses(t *testing.T) {
 		{"interactions unknown field", "POST", "/api/v1/interactions", []byte(`{"medications":[],"dose":1}`), 400, false, ""},
 		{"interactions too large", "POST", "/api/v1/interactions", []byte(`{"medications":["` + strings.Repeat("a", maxBody) + `"]}`), 413, true, ""},
 		{"models", "GET", "/api/v1/models", nil, 200, true, ""},
+		{"model versions", "GET", "/api/v1/models/triage", nil, 200, true, ""},
+		{"model versions unknown", "GET", "/api/v1/models/nope", nil, 404, true, ""},
 		{"model card", "GET", "/api/v1/models/triage/card", nil, 200, true, ""},
 		{"model card unknown", "GET", "/api/v1/models/nope/card", nil, 404, true, ""},
 		{"live", "GET", "/health/live", nil, 200, true, ""},

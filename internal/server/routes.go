@@ -46,6 +46,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	api("GET /api/v1/audit", "/api/v1/audit", zoneInference, "audit.read", rolesAudit, timeoutClinical, s.handleAuditGet())
 	api("POST /api/v1/audit/search", "/api/v1/audit/search", zoneInference, "audit.read", rolesAudit, timeoutClinical, s.handleAuditSearch())
 	api("GET /api/v1/models", "/api/v1/models", zoneInference, "", rolesAny, timeoutInference, s.handleModels())
+	api("GET /api/v1/models/{name}", "/api/v1/models/{name}", zoneInference, "", rolesAny, timeoutInference, s.handleModelVersions())
 	api("GET /api/v1/models/{name}/card", "/api/v1/models/{name}/card", zoneInference, "", rolesAny, timeoutInference, s.handleModelCard())
 
 	public("GET /health/live", "/health/live", s.handleLive())
