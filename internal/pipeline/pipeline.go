@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"medserve/internal/batcher"
@@ -48,12 +49,56 @@ type Config struct {
 
 // Pipeline answers queries. It is safe for concurrent use.
 type Pipeline struct {
-	assessor *triage.Assessor
+	cur      atomic.Pointer[serving]
 	kb       *kb.KB
-	predict  Predictor
 	cache    Cache
 	cacheKey func(parts ...string) string
 	cfg      Config
+}
+
+// serving is one model version as the pipeline answers with it. A request
+// takes the current one when it starts and keeps it to the end, so a swap
+// never mixes two versions in one answer.
+type serving struct {
+	assessor *triage.Assessor
+	predict  Predictor
+	inflight atomic.Int64
+}
+
+// acquire returns the current version, counted as in use until release.
+// The second load closes the race with Swap: a request that counted
+// itself on a version already swapped out tries again on the new one, so
+// once Swap returns, the old version's count only goes down.
+func (p *Pipeline) acquire() *serving {
+	for {
+		sv := p.cur.Load()
+		sv.inflight.Add(1)
+		if p.cur.Load() == sv {
+			return sv
+		}
+		sv.inflight.Add(-1)
+	}
+}
+
+func (sv *serving) release() { sv.inflight.Add(-1) }
+
+// Swap makes as and pr answer every request from now on, without dropping
+// or failing one in flight: requests that started on the previous version
+// finish on it, and retire (for example closing its batcher) runs once the
+// last of them is done. The returned channel closes after retire.
+func (p *Pipeline) Swap(as *triage.Assessor, pr Predictor, retire func()) <-chan struct{} {
+	old := p.cur.Swap(&serving{assessor: as, predict: pr})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for old.inflight.Load() > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		if retire != nil {
+			retire()
+		}
+	}()
+	return done
 }
 
 // New builds a pipeline. cache and cacheKey may be nil (no caching).
@@ -64,12 +109,14 @@ func New(as *triage.Assessor, k *kb.KB, p Predictor, cache Cache, cacheKey func(
 	if cfg.TopDifferential <= 0 {
 		cfg.TopDifferential = 5
 	}
-	return &Pipeline{assessor: as, kb: k, predict: p, cache: cache, cacheKey: cacheKey, cfg: cfg}
+	pl := &Pipeline{kb: k, cache: cache, cacheKey: cacheKey, cfg: cfg}
+	pl.cur.Store(&serving{assessor: as, predict: p})
+	return pl
 }
 
 // Model names the model version the pipeline serves.
 func (p *Pipeline) Model() triage.ModelRef {
-	m := p.assessor.Artifact().Manifest
+	m := p.cur.Load().assessor.Artifact().Manifest
 	return triage.ModelRef{Name: m.Name, Version: m.Version, Family: m.Family}
 }
 
@@ -117,14 +164,16 @@ func (p *Pipeline) InferClinical(ctx context.Context, req *Request) (*Response, 
 
 func (p *Pipeline) infer(ctx context.Context, req *Request, topDiff int) (*Response, error) {
 	start := time.Now()
+	sv := p.acquire()
+	defer sv.release()
 	resp := &Response{RequestID: newRequestID(), TimingMS: map[string]float64{}}
 	useCache := p.cache != nil && p.cacheKey != nil && (req.Options.UseCache == nil || *req.Options.UseCache)
 	if !useCache {
-		p.compute(ctx, req, resp, topDiff)
+		p.compute(ctx, sv, req, resp, topDiff)
 	} else {
-		key := p.cacheKey(append(p.cacheParts(req), fmt.Sprint(topDiff))...)
+		key := p.cacheKey(append(p.cacheParts(sv, req), fmt.Sprint(topDiff))...)
 		val, level, err := p.cache.Do(ctx, key, func(ctx context.Context) ([]byte, error) {
-			p.compute(ctx, req, resp, topDiff)
+			p.compute(ctx, sv, req, resp, topDiff)
 			if resp.overloaded {
 				return nil, ErrOverloaded
 			}
@@ -142,12 +191,12 @@ func (p *Pipeline) infer(ctx context.Context, req *Request, topDiff int) (*Respo
 				resp.Assessment, resp.Differential, resp.Interactions, resp.UnknownMedications = ca.Assessment, ca.Differential, ca.Interactions, ca.Unknown
 				resp.Cache = CacheInfo{Hit: true, Level: cmpOr(level, "l1")}
 			} else {
-				p.compute(ctx, req, resp, topDiff)
+				p.compute(ctx, sv, req, resp, topDiff)
 			}
 		default:
 			// A concurrent computation failed or was not cacheable:
 			// compute this request alone.
-			p.compute(ctx, req, resp, topDiff)
+			p.compute(ctx, sv, req, resp, topDiff)
 		}
 	}
 	if resp.overloaded {
@@ -159,10 +208,10 @@ func (p *Pipeline) infer(ctx context.Context, req *Request, topDiff int) (*Respo
 		// computed the answer rather than finding it in the cache.
 		prep := resp.prep
 		if prep == nil {
-			pr := p.assessor.Prepare(req.ClinicalQuery())
+			pr := sv.assessor.Prepare(req.ClinicalQuery())
 			prep = &pr
 		}
-		resp.Drivers = p.assessor.Drivers(*prep)
+		resp.Drivers = sv.assessor.Drivers(*prep)
 	}
 	resp.TimingMS["total"] = ms(time.Since(start))
 	return resp, nil
@@ -181,8 +230,8 @@ type cachedAnswer struct {
 // model version, the clinical content, the nurse's level. The patient id is
 // not part of it: the answer does not depend on who the patient is, and the
 // key is keyed-hashed anyway.
-func (p *Pipeline) cacheParts(req *Request) []string {
-	m := p.assessor.Artifact().Manifest
+func (p *Pipeline) cacheParts(sv *serving, req *Request) []string {
+	m := sv.assessor.Artifact().Manifest
 	content := *req
 	content.Patient.ID = ""
 	content.Options = Options{}
@@ -200,10 +249,10 @@ func cmpOr(a, b string) string {
 func isFallbackReason(r string) bool { return strings.HasPrefix(r, "fallback:") }
 
 // compute runs the pipeline stages into resp.
-func (p *Pipeline) compute(ctx context.Context, req *Request, resp *Response, topDiff int) {
+func (p *Pipeline) compute(ctx context.Context, sv *serving, req *Request, resp *Response, topDiff int) {
 	q := req.ClinicalQuery()
 	t0 := time.Now()
-	prep := p.assessor.Prepare(q)
+	prep := sv.assessor.Prepare(q)
 	resp.prep = &prep
 	resp.TimingMS["nlp"] = ms(time.Since(t0))
 
@@ -218,7 +267,7 @@ func (p *Pipeline) compute(ctx context.Context, req *Request, resp *Response, to
 	modelCh := make(chan modelResult, 1)
 	go func() {
 		t := time.Now()
-		probs, err := p.predict.Predict(ctx, priority(prep.Floor.Acuity), prep.Row)
+		probs, err := sv.predict.Predict(ctx, priority(prep.Floor.Acuity), prep.Row)
 		modelCh <- modelResult{probs, err, time.Since(t)}
 	}()
 	diffCh := make(chan []kb.Candidate, 1)
@@ -266,9 +315,9 @@ func (p *Pipeline) compute(ctx context.Context, req *Request, resp *Response, to
 
 	t1 := time.Now()
 	if probs != nil {
-		resp.Assessment = p.assessor.Finish(q, prep, probs)
+		resp.Assessment = sv.assessor.Finish(q, prep, probs)
 	} else {
-		resp.Assessment = p.assessor.RulesOnly(q, prep)
+		resp.Assessment = sv.assessor.RulesOnly(q, prep)
 	}
 	if len(reasons) > 0 {
 		resp.ReviewRequired = true

@@ -2,12 +2,15 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +45,7 @@ func deps(t *testing.T) (*triage.Assessor, *kb.KB, *triage.Artifact) {
 			return
 		}
 		feat := triage.NewFeaturizer(eng, rules)
+		testFeat = feat
 		if testKB, depsErr = kb.Load(data); depsErr != nil {
 			return
 		}
@@ -142,5 +146,92 @@ func TestExplainDrivers(t *testing.T) {
 	req.Options.Explain = false
 	if resp, _ := p.Infer(context.Background(), req); resp.Drivers != nil {
 		t.Error("drivers without explain")
+	}
+}
+
+var testFeat *triage.Featurizer
+
+// retirable fails every prediction made after its version was retired:
+// a swap that retired a version still in use would show up as errors.
+type retirable struct {
+	DirectPredictor
+	retired  atomic.Bool
+	lateUses *atomic.Int64
+}
+
+func (r *retirable) Predict(ctx context.Context, prio int, row model.Row) ([]float64, error) {
+	if r.retired.Load() {
+		r.lateUses.Add(1)
+		return nil, errors.New("predictor used after it was retired")
+	}
+	return r.DirectPredictor.Predict(ctx, prio, row)
+}
+
+// TestSwapUnderLoad swaps model versions 40 times while 8 goroutines
+// query: no request fails or falls back, none uses a retired version, and
+// each answer names one of the two versions whole.
+func TestSwapUnderLoad(t *testing.T) {
+	as, k, art := deps(t)
+	art2 := *art
+	art2.Manifest.Version = "2"
+	as2 := triage.NewAssessor(testFeat, &art2)
+	var late atomic.Int64
+	mk := func() *retirable {
+		return &retirable{DirectPredictor: DirectPredictor{Model: art.Model}, lateUses: &late}
+	}
+	first := mk()
+	p := New(as, k, first, nil, nil, Config{Deadline: 5 * time.Second})
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var answered, bad atomic.Int64
+	versions := sync.Map{}
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := p.Infer(context.Background(), &Request{Query: fmt.Sprintf("chest pain and fever %d", i%7)})
+				if err != nil || slices.ContainsFunc(resp.ReviewReasons, isFallbackReason) {
+					bad.Add(1)
+					continue
+				}
+				versions.Store(resp.Model.Version, true)
+				answered.Add(1)
+			}
+		}()
+	}
+	cur := first
+	for i := 0; i < 40; i++ {
+		next := mk()
+		nextAs := as
+		if i%2 == 0 {
+			nextAs = as2
+		}
+		old := cur
+		done := p.Swap(nextAs, next, func() { old.retired.Store(true) })
+		cur = next
+		if i == 39 {
+			<-done
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if bad.Load() != 0 || late.Load() != 0 {
+		t.Fatalf("%d failed or fallback answers, %d predictions on retired versions, during 40 swaps", bad.Load(), late.Load())
+	}
+	n := 0
+	versions.Range(func(k, _ any) bool { n++; return true })
+	if answered.Load() == 0 || n != 2 {
+		t.Fatalf("%d answers from %d versions; want answers from both", answered.Load(), n)
+	}
+	if p.Model().Version != "1" {
+		t.Fatalf("after an even number of swaps the serving version is %s", p.Model().Version)
 	}
 }
