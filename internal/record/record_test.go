@@ -133,7 +133,9 @@ func TestRecordFlushAndCheckpoint(t *testing.T) {
 	defer sp.Close()
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	sink := &memSink{}
-	r := New(sp, st, Options{Signer: audit.NewSigner("a1", priv), Sinks: []CheckpointSink{sink}, CheckpointEvery: 50})
+	// Batches of at most 50 entries, so the 400 events span several
+	// transactions and the every-50-events rule has room to act.
+	r := New(sp, st, Options{Signer: audit.NewSigner("a1", priv), Sinks: []CheckpointSink{sink}, CheckpointEvery: 50, MaxBatch: 50})
 	ctx, cancel := context.WithCancel(context.Background())
 	go r.Run(ctx)
 
