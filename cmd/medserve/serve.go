@@ -18,6 +18,7 @@ import (
 	"medserve/internal/gateway"
 	"medserve/internal/kb"
 	"medserve/internal/pipeline"
+	"medserve/internal/registry"
 	"medserve/internal/server"
 	"medserve/internal/triage"
 )
@@ -128,32 +129,38 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
-	dir, err := newestVersion(filepath.Join(c.models, "triage"))
+	st, err := openState(ctx, e, c, metrics.RecorderObserver())
 	if err != nil {
 		return err
 	}
-	art, err := triage.LoadArtifact(dir, feat.Spec())
-	if err != nil {
-		return err
-	}
-	m := art.Manifest
-	metrics.ModelInfo.WithLabelValues(m.Name, m.Version, m.Family).Set(1)
+	defer st.close() // after the HTTP server has drained: the final flush sees every entry
 	c.batch.DefaultTimeout = c.deadline
 	if c.batch.MaxQueueDelay == 0 {
 		// Measured with medserve bench on 2 cores: waiting for a fuller
 		// batch costs more latency than it saves compute.
 		c.batch.MaxQueueDelay = -1
 	}
-	pred, err := pipeline.NewBatchedPredictor(art.Model, c.batch, metrics.BatcherObserver(m.Name))
+	newPredictor := func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
+		p, err := pipeline.NewBatchedPredictor(a.Model, c.batch, metrics.BatcherObserver(a.Manifest.Name))
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, func() { p.Close() }, nil
+	}
+	// The registry decides the serving version (the store's production
+	// one; on a first start the newest on disk) and swaps versions later.
+	reg := registry.New(st.store, filepath.Join(c.models, "triage"), "triage", feat, newPredictor)
+	art, err := reg.Start(ctx)
 	if err != nil {
 		return err
 	}
-	defer pred.Close() // after the HTTP server has drained: queued requests are answered
-	st, err := openState(ctx, e, c, metrics.RecorderObserver())
+	m := art.Manifest
+	metrics.ModelInfo.WithLabelValues(m.Name, m.Version, m.Family).Set(1)
+	pred, retirePred, err := newPredictor(art)
 	if err != nil {
 		return err
 	}
-	defer st.close() // after the HTTP server has drained: the final flush sees every entry
+	defer reg.Close() // after the HTTP server has drained: queued requests are answered
 	// Cache keys and query hashes are keyed with a subkey of the PHI key,
 	// which every replica shares, so replicas share Redis entries too.
 	hashID, hashSecret := st.phi.HashKey()
@@ -180,12 +187,13 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 		pc, keyFn = tiered, keyer.Key
 	}
 	pipe := pipeline.New(triage.NewAssessor(feat, art), k, pred, pc, keyFn, pipeline.Config{Deadline: c.deadline})
+	reg.Attach(pipe, retirePred)
 	gw, err := buildGateway(ctx, e, c, st)
 	if err != nil {
 		return err
 	}
 	handler := server.NewServer(server.Deps{Pipeline: pipe, Text: eng, KB: k, Triage: art, Features: feat.Spec(), Metrics: metrics, Ready: ready, Version: version,
-		Recorder: st.recorder, Store: st.store, PHI: st.phi, QueryHash: keyer.Key, Gateway: gw})
+		Recorder: st.recorder, Store: st.store, PHI: st.phi, QueryHash: keyer.Key, Gateway: gw, Registry: reg})
 
 	rht := c.gw.readHeaderTimeout
 	if rht <= 0 {

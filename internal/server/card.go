@@ -69,7 +69,7 @@ type modelCard struct {
 // handleModelCard serves GET /api/v1/models/{name}/card.
 func (s *Server) handleModelCard() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m := s.Triage.Manifest
+		m := s.artifact().Manifest
 		if r.PathValue("name") != m.Name {
 			writeProblem(w, r, http.StatusNotFound, "no such model")
 			return
@@ -84,7 +84,7 @@ func (s *Server) handleModelCard() http.Handler {
 }
 
 func (s *Server) buildCard() (*modelCard, error) {
-	art := s.Triage
+	art := s.artifact()
 	m := art.Manifest
 	var c modelCard
 	c.Model.Name, c.Model.Version, c.Model.Family, c.Model.Created = m.Name, m.Version, m.Family, m.Created
@@ -144,12 +144,12 @@ type versionInfo struct {
 // read, not models: listing never loads weights.
 func (s *Server) handleModelVersions() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m := s.Triage.Manifest
+		m := s.artifact().Manifest
 		if r.PathValue("name") != m.Name {
 			writeProblem(w, r, http.StatusNotFound, "no such model")
 			return
 		}
-		dir := filepath.Dir(s.Triage.Dir)
+		dir := filepath.Dir(s.artifact().Dir)
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			writeProblem(w, r, http.StatusInternalServerError, "the model directory could not be read")

@@ -45,6 +45,7 @@ var (
 	rolesHistory   = []string{auth.RoleClinician}
 	rolesAudit     = []string{auth.RoleAuditor}
 	rolesAny       = []string{auth.RoleClinician, auth.RoleService, auth.RoleAuditor}
+	rolesAdmin     = []string{auth.RoleAdmin}
 )
 
 type principalKey struct{}

@@ -60,7 +60,7 @@ func (s *Server) handleV2Server() http.Handler {
 
 // model checks the {name} and optional {version} path values.
 func (s *Server) model(w http.ResponseWriter, r *http.Request) bool {
-	m := s.Triage.Manifest
+	m := s.artifact().Manifest
 	if r.PathValue("name") != m.Name {
 		v2Error(w, http.StatusNotFound, "model %q not found", r.PathValue("name"))
 		return false
@@ -77,7 +77,7 @@ func (s *Server) handleV2Model() http.Handler {
 		if !s.model(w, r) {
 			return
 		}
-		m := s.Triage.Manifest
+		m := s.artifact().Manifest
 		writeJSON(w, http.StatusOK, map[string]any{
 			"name": m.Name, "versions": []string{m.Version}, "platform": "medserve-go/" + m.Family,
 			// A request carries either "query" (the whole pipeline: safety
@@ -103,7 +103,7 @@ func (s *Server) handleV2ModelReady() http.Handler {
 		if !ready {
 			status = http.StatusServiceUnavailable
 		}
-		writeJSON(w, status, map[string]any{"name": s.Triage.Manifest.Name, "ready": ready})
+		writeJSON(w, status, map[string]any{"name": s.artifact().Manifest.Name, "ready": ready})
 	})
 }
 
@@ -140,7 +140,7 @@ func (s *Server) handleV2Infer() http.Handler {
 			return
 		}
 		in := req.Inputs[0]
-		m := s.Triage.Manifest
+		m := s.artifact().Manifest
 		resp := v2InferResponse{ModelName: m.Name, ModelVersion: m.Version, ID: req.ID}
 		switch {
 		case in.Name == "query" && in.Datatype == "BYTES":
@@ -191,7 +191,7 @@ func (s *Server) handleV2Infer() http.Handler {
 			out := make([]float64, 5)
 			for i := 0; i < n; i++ {
 				row := sparseRow(flat[i*dim : (i+1)*dim])
-				for _, p := range s.Triage.Model.Predict(row, out) {
+				for _, p := range s.artifact().Model.Predict(row, out) {
 					probs = append(probs, float32(p))
 				}
 			}

@@ -34,6 +34,7 @@ import (
 	"medserve/internal/pipeline"
 	"medserve/internal/ratelimit"
 	"medserve/internal/record"
+	"medserve/internal/registry"
 	"medserve/internal/spool"
 	"medserve/internal/store/sqlite"
 	"medserve/internal/text"
@@ -213,6 +214,7 @@ func loadDeps(t testing.TB) Deps {
 			return
 		}
 		feat := triage.NewFeaturizer(eng, rules)
+		testFeat = feat
 		k, err := kb.Load(data)
 		if err != nil {
 			depsErr = err
@@ -433,6 +435,26 @@ func TestOpenAPIRealResponses(t *testing.T) {
 	for _, c := range unrecorded {
 		run(c)
 	}
+	// Model lifecycle, on a server whose registry has versions 1 (fails
+	// the gate), 2 (serving, validated) and 3 (validated); in order.
+	lifecycle := lifecycleServer(t)
+	defer lifecycle.Close()
+	target = lifecycle
+	lifecycleCases := []apiCase{
+		{"promote", "POST", "/api/v1/models/triage/versions/3/promote", []byte(`{"stage":"production","reason":"better specificity"}`), 200, true, ""},
+		{"promote failing the gate", "POST", "/api/v1/models/triage/versions/1/promote", []byte(`{"stage":"production","reason":"try"}`), 422, true, ""},
+		{"promote unknown version", "POST", "/api/v1/models/triage/versions/9/promote", []byte(`{"stage":"production","reason":"try"}`), 404, true, ""},
+		{"promote canary", "POST", "/api/v1/models/triage/versions/3/promote", []byte(`{"stage":"canary","percent":10,"reason":"try"}`), 501, true, ""},
+		{"promote bad stage", "POST", "/api/v1/models/triage/versions/3/promote", []byte(`{"stage":"everywhere","reason":"try"}`), 400, false, ""},
+		{"rollback", "POST", "/api/v1/models/triage/rollback", []byte(`{"reason":"sensitivity dropped"}`), 200, true, ""},
+		{"rollback again", "POST", "/api/v1/models/triage/rollback", []byte(`{"reason":"again"}`), 409, true, ""},
+		{"rollback without reason", "POST", "/api/v1/models/triage/rollback", []byte(`{"reason":""}`), 400, false, ""},
+		{"rollback unknown model", "POST", "/api/v1/models/nope/rollback", []byte(`{"reason":"x"}`), 404, true, ""},
+	}
+	for _, c := range lifecycleCases {
+		run(c)
+	}
+	cases = append(cases, lifecycleCases...)
 	// The gateway on: every documented 401, 403 and 429, produced for
 	// real from the requests above that succeed.
 	secure, tokens := secureServer(t, "inference=100000/s burst 10000,clinical=100000/s burst 10000,health=100000/s burst 10000")
@@ -719,4 +741,64 @@ func secureServer(t *testing.T, zoneSpec string) (*httptest.Server, secureTokens
 	deps.Gateway = Gateway{Auth: auth.NewAuthenticator(deps.Store, nil, nil), Limiter: ratelimit.NewMemory(nil, 1000), Zones: zones,
 		MetricsNets: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
 	return httptest.NewServer(NewServer(deps)), k
+}
+
+var testFeat *triage.Featurizer
+
+// lifecycleServer serves a registry over a copy of the bundled model as
+// versions 1 (failing the gate), 2 and 3 (passing it); 2 serves first.
+func lifecycleServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	deps := withRecords(t, loadDeps(t))
+	deps.Metrics = NewMetrics()
+	dir := filepath.Join(t.TempDir(), "triage")
+	copyVersion(t, dir, "1", false)
+	copyVersion(t, dir, "2", true)
+	reg := registry.New(deps.Store, dir, "triage", testFeat, func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
+		return pipeline.DirectPredictor{Model: a.Model}, func() {}, nil
+	})
+	if _, err := reg.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Version 3 arrives after the start, as a trained candidate would.
+	copyVersion(t, dir, "3", true)
+	if _, err := reg.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deps.Registry = reg
+	return httptest.NewServer(NewServer(deps))
+}
+
+// copyVersion copies models/triage/1 to dir/v with the manifest's version
+// and gate verdict set (the other files keep their checksums).
+func copyVersion(t *testing.T, dir, v string, pass bool) {
+	t.Helper()
+	src, _ := filepath.Abs("../../models/triage/1")
+	dst := filepath.Join(dir, v)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(src)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "manifest.json" {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			m["version"] = v
+			g := m["gate"].(map[string]any)
+			g["pass"] = pass
+			if pass {
+				g["failed"] = []string{}
+			}
+			b, _ = json.Marshal(m)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

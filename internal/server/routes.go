@@ -47,6 +47,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	api("POST /api/v1/audit/search", "/api/v1/audit/search", zoneInference, "audit.read", rolesAudit, timeoutClinical, s.handleAuditSearch())
 	api("GET /api/v1/models", "/api/v1/models", zoneInference, "", rolesAny, timeoutInference, s.handleModels())
 	api("GET /api/v1/models/{name}", "/api/v1/models/{name}", zoneInference, "", rolesAny, timeoutInference, s.handleModelVersions())
+	api("POST /api/v1/models/{name}/versions/{version}/promote", "/api/v1/models/{name}/versions/{version}/promote", zoneInference, "model.promote", rolesAdmin, timeoutClinical, s.handlePromote())
+	api("POST /api/v1/models/{name}/rollback", "/api/v1/models/{name}/rollback", zoneInference, "model.rollback", rolesAdmin, timeoutClinical, s.handleRollback())
 	api("GET /api/v1/models/{name}/card", "/api/v1/models/{name}/card", zoneInference, "", rolesAny, timeoutInference, s.handleModelCard())
 
 	public("GET /health/live", "/health/live", s.handleLive())

@@ -39,6 +39,7 @@ type Deps struct {
 	// QueryHash is a keyed hash (HMAC) for the stored query hash.
 	QueryHash func(parts ...string) string
 	Gateway   Gateway
+	Registry  Registry // model versions and stages; nil: the started version only
 }
 
 // Server holds the handlers' dependencies.
@@ -176,7 +177,7 @@ type modelInfo struct {
 
 func (s *Server) handleModels() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m := s.Triage.Manifest
+		m := s.artifact().Manifest
 		writeJSON(w, http.StatusOK, map[string]any{"models": []modelInfo{{
 			Name: m.Name, Version: m.Version, Family: m.Family, State: "production", Gate: m.Gate,
 			Features: s.Features.Dim(), Policy: m.Policy, Files: m.Files,

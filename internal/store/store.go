@@ -100,6 +100,26 @@ type APIKey struct {
 	RevokedAt  *time.Time // nil while the key is valid
 }
 
+// ModelRecord is one model version in the registry (SPEC section 12: the
+// registry and the stages live in the store, the files in a shared model directory).
+type ModelRecord struct {
+	Name, Version string
+	Path          string // the version's directory, relative to the model directory
+	SHA256        string // the manifest's SHA-256: a changed file is a different version
+	Stage         string // candidate, shadow, canary, production, retired
+	Percent       int    // canary share of traffic, 0–100 (0 unless Stage is canary)
+	Validated     bool   // its stored validation report passes the gate
+	CreatedAt     time.Time
+}
+
+// Promotion is one change of a version's stage, with who and why.
+type Promotion struct {
+	Name, Version, From, To string
+	Percent                 int
+	Actor, Reason           string
+	Time                    time.Time
+}
+
 // Store is medserve's persistent state; every implementation also holds the audit chain.
 //
 // Methods taking several pseudonyms match any of them, because a patient's
@@ -145,6 +165,21 @@ type Store interface {
 	APIKey(ctx context.Context, id string) (APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]APIKey, error)
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+
+	// Model registry (step 7). RegisterModel inserts a version as a
+	// candidate unless (name, version) exists, and returns the stored
+	// record either way (an existing one keeps its stage); a stored record
+	// whose SHA256 differs is an error (a version's files never change).
+	// SetStage moves a version to a stage in one transaction with its
+	// Promotion record; moving one to production moves the version that
+	// was in production to retired (also recorded), so at most one version
+	// of a name is in production; likewise at most one canary and one shadow.
+	// ErrNotFound for an unknown version. Models lists a name's versions by
+	// creation; Promotions a name's history, oldest first.
+	RegisterModel(ctx context.Context, m ModelRecord) (ModelRecord, error)
+	Models(ctx context.Context, name string) ([]ModelRecord, error)
+	SetStage(ctx context.Context, name, version, stage string, percent int, actor, reason string, at time.Time) error
+	Promotions(ctx context.Context, name string) ([]Promotion, error)
 
 	Close() error
 }

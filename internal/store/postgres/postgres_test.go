@@ -205,7 +205,7 @@ func TestSchemaObjects(t *testing.T) {
 		"idx_audit_time", "idx_audit_phi_access_time", "idx_audit_compliance_status",
 		"idx_patient_summary_pseudonym", "idx_clinical_outcomes_request",
 		"idx_queries_time", "idx_cache_entries_expires", "idx_audit_actor_time", "idx_audit_action_time",
-		"idx_audit_request"} {
+		"idx_audit_request", "idx_models_stage", "idx_models_one_per_stage", "idx_promotions_model_time"} {
 		if !exists(`SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1)`, name) {
 			t.Errorf("index %s missing", name)
 		}

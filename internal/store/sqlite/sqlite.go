@@ -65,6 +65,19 @@ var _ store.Store = (*DB)(nil)
 //     Append reads the head and inserts, so it needs BEGIN IMMEDIATE. Reads
 //     here run outside transactions and are unaffected.
 func Open(ctx context.Context, path string) (*DB, error) {
+	d, err := openFile(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// openFile opens the file with the settings Open describes, without migrating.
+func openFile(ctx context.Context, path string) (*DB, error) {
 	// The driver splits its DSN at '?': such a path would silently open
 	// another file.
 	if path == "" || strings.ContainsAny(path, "?#") {
@@ -94,10 +107,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	if err := d.Migrate(ctx); err != nil {
-		sqldb.Close()
-		return nil, err
 	}
 	return d, nil
 }

@@ -76,7 +76,7 @@ func TestSchemaObjects(t *testing.T) {
 			"idx_queries_symptoms_patient", "idx_queries_diagnosis_confidence", "idx_queries_hash_response",
 			"idx_audit_time", "idx_audit_phi_access_time", "idx_audit_compliance_status",
 			"idx_queries_time", "idx_cache_entries_expires", "idx_audit_actor_time", "idx_audit_action_time",
-			"idx_audit_request"},
+			"idx_audit_request", "idx_models_stage", "idx_models_one_per_stage", "idx_promotions_model_time"},
 		"view": {"patient_summary", "clinical_outcomes"},
 	}
 	for typ, names := range want {

@@ -3,9 +3,10 @@
 // cannot drift apart (SPEC §10: both pass the same behaviour).
 //
 // It covers the recorder and operations methods (Write, Progress,
-// AuditEvents, DeleteQueriesBefore, the L3 cache, Singleton), API keys and
-// the PatientSealed round trip; each backend keeps its own tests for what only
-// it has (schema objects, locking across pools, Backup and Restore).
+// AuditEvents, DeleteQueriesBefore, the L3 cache, Singleton), API keys, the
+// model registry and the PatientSealed round trip; each backend keeps its
+// own tests for what only it has (schema objects, locking across pools,
+// Backup and Restore).
 package storetest
 
 import (
@@ -48,6 +49,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"APIKeys", testAPIKeys},
 		{"APIKeyRevoke", testAPIKeyRevoke},
 		{"APIKeyBadRole", testAPIKeyBadRole},
+		{"RegisterModel", testRegisterModel},
+		{"ModelsOrder", testModelsOrder},
+		{"SetStageProduction", testSetStageProduction},
+		{"SetStageCanaryShadow", testSetStageCanaryShadow},
+		{"SetStageNotFound", testSetStageNotFound},
+		{"SetStageRejects", testSetStageRejects},
+		{"SetStageConcurrent", testSetStageConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -851,5 +859,376 @@ func testAPIKeyBadRole(t *testing.T, s store.Store) {
 	}
 	if ks, err := s.ListAPIKeys(ctx); err != nil || len(ks) != 0 {
 		t.Fatalf("refused keys were stored: %+v, %v", ks, err)
+	}
+}
+
+// modelVersion returns a complete registry record for name's version,
+// created at the given time.
+func modelVersion(name, version string, at time.Time) store.ModelRecord {
+	return store.ModelRecord{Name: name, Version: version, Path: name + "/" + version,
+		SHA256: "sha-" + name + "-" + version, Stage: "candidate", CreatedAt: at.UTC().Truncate(time.Microsecond)}
+}
+
+// register registers ms and fails the test on an error.
+func register(t *testing.T, s store.Store, ms ...store.ModelRecord) {
+	t.Helper()
+	for _, m := range ms {
+		if _, err := s.RegisterModel(context.Background(), m); err != nil {
+			t.Fatalf("register %s %s: %v", m.Name, m.Version, err)
+		}
+	}
+}
+
+// stagesOf maps each of name's versions to its stage, with a canary's percent ("canary 10").
+func stagesOf(t *testing.T, s store.Store, name string) map[string]string {
+	t.Helper()
+	ms, err := s.Models(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, m := range ms {
+		out[m.Version] = m.Stage
+		if m.Percent != 0 || m.Stage == "canary" {
+			out[m.Version] = fmt.Sprintf("%s %d", m.Stage, m.Percent)
+		}
+	}
+	return out
+}
+
+func promotions(t *testing.T, s store.Store, name string) []store.Promotion {
+	t.Helper()
+	ps, err := s.Promotions(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+func testRegisterModel(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	in := modelVersion("triage", "1", base)
+	// Sub-µs: truncated; another zone: returned in UTC.
+	in.CreatedAt = base.Add(1500 * time.Nanosecond).In(time.FixedZone("X", 3600))
+	// A new version is a candidate whatever it says; Validated is kept.
+	in.Stage, in.Percent, in.Validated = "production", 30, true
+	got, err := s.RegisterModel(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.ModelRecord{Name: "triage", Version: "1", Path: "triage/1", SHA256: "sha-triage-1",
+		Stage: "candidate", Validated: true, CreatedAt: base.Add(time.Microsecond)}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("register:\n got %+v\nwant %+v", got, want)
+	}
+
+	// Idempotent: registering it again returns the stored record, and a
+	// version that moved on keeps its stage.
+	if err := s.SetStage(ctx, "triage", "1", "shadow", 0, "ops", "shadow it", base.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	again := modelVersion("triage", "1", base.Add(time.Hour))
+	again.Path = "elsewhere"
+	got, err = s.RegisterModel(ctx, again)
+	if err != nil {
+		t.Fatalf("registering a stored version again: %v", err)
+	}
+	want.Stage = "shadow"
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("register again:\n got %+v\nwant %+v", got, want)
+	}
+
+	// A version's files never change: another SHA-256 is an error, and the
+	// stored record stays as it was.
+	changed := modelVersion("triage", "1", base)
+	changed.SHA256 = "sha-of-other-files"
+	if _, err := s.RegisterModel(ctx, changed); err == nil {
+		t.Fatal("a changed SHA-256 for a stored version was accepted")
+	}
+	if ms, err := s.Models(ctx, "triage"); err != nil || len(ms) != 1 || !reflect.DeepEqual(ms[0], want) {
+		t.Fatalf("after a refused registration: %+v, %v; want [%+v]", ms, err, want)
+	}
+
+	// The same version of another name is another model.
+	other, err := s.RegisterModel(ctx, modelVersion("sepsis", "1", base))
+	if err != nil || other.Name != "sepsis" || other.Stage != "candidate" || other.Validated {
+		t.Fatalf("register sepsis 1: %+v, %v", other, err)
+	}
+
+	// A zero CreatedAt becomes the time of registration.
+	before := time.Now().UTC().Truncate(time.Microsecond)
+	now := modelVersion("triage", "2", time.Time{})
+	now.CreatedAt = time.Time{}
+	if m, err := s.RegisterModel(ctx, now); err != nil || m.CreatedAt.Before(before) || m.CreatedAt.After(time.Now()) ||
+		m.CreatedAt.Location() != time.UTC {
+		t.Fatalf("zero CreatedAt stored as %v (%v); want about now, in UTC", m.CreatedAt, err)
+	}
+
+	for _, bad := range []store.ModelRecord{
+		{Version: "9", Path: "p", SHA256: "s"},
+		{Name: "triage", Path: "p", SHA256: "s"},
+		{Name: "triage", Version: "9", Path: "p"},
+	} {
+		if _, err := s.RegisterModel(ctx, bad); err == nil {
+			t.Errorf("incomplete record %+v accepted", bad)
+		}
+	}
+	if ms, err := s.Models(ctx, "triage"); err != nil || len(ms) != 2 {
+		t.Fatalf("triage has %d versions (%v), want 2", len(ms), err)
+	}
+}
+
+func testModelsOrder(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if ms, err := s.Models(ctx, "triage"); err != nil || len(ms) != 0 {
+		t.Fatalf("empty registry lists %d versions, %v", len(ms), err)
+	}
+	if ps, err := s.Promotions(ctx, "triage"); err != nil || len(ps) != 0 {
+		t.Fatalf("empty registry lists %d promotions, %v", len(ps), err)
+	}
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	// Registered out of order; the list is by creation time, then by
+	// registration (10 and 9 share an instant: 10 was registered first).
+	want := []store.ModelRecord{
+		modelVersion("triage", "2", base),
+		modelVersion("triage", "10", base.Add(time.Second)),
+		modelVersion("triage", "9", base.Add(time.Second)),
+		modelVersion("triage", "1", base.Add(time.Minute)),
+	}
+	want[2].Validated = true
+	register(t, s, want[3], want[1], modelVersion("sepsis", "1", base), want[0], want[2])
+	got, err := s.Models(ctx, "triage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("models:\n got %+v\nwant %+v", got, want)
+	}
+	if got[0].CreatedAt.Location() != time.UTC {
+		t.Errorf("CreatedAt in %v, want UTC", got[0].CreatedAt.Location())
+	}
+}
+
+func testSetStageProduction(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	register(t, s, modelVersion("triage", "1", base), modelVersion("triage", "2", base.Add(time.Second)),
+		modelVersion("sepsis", "1", base))
+	t1 := base.Add(time.Minute + 1500*time.Nanosecond) // sub-µs: truncated
+	if err := s.SetStage(ctx, "triage", "1", "production", 0, "dr-ops", "first release", t1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStage(ctx, "sepsis", "1", "production", 0, "dr-ops", "", base.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	t2 := base.Add(2 * time.Minute)
+	if err := s.SetStage(ctx, "triage", "2", "production", 0, "dr-lead", "passed the gate", t2.In(time.FixedZone("X", 3600))); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stagesOf(t, s, "triage"), map[string]string{"1": "retired", "2": "production"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("stages = %v, want %v", got, want)
+	}
+	// Another name's production is its own.
+	if got := stagesOf(t, s, "sepsis"); got["1"] != "production" {
+		t.Fatalf("promoting triage moved sepsis: %v", got)
+	}
+	t1 = t1.Truncate(time.Microsecond)
+	want := []store.Promotion{
+		{Name: "triage", Version: "1", From: "candidate", To: "production", Actor: "dr-ops", Reason: "first release", Time: t1},
+		{Name: "triage", Version: "1", From: "production", To: "retired", Actor: "dr-lead", Reason: "replaced by 2: passed the gate", Time: t2},
+		{Name: "triage", Version: "2", From: "candidate", To: "production", Actor: "dr-lead", Reason: "passed the gate", Time: t2},
+	}
+	got := promotions(t, s, "triage")
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("promotions:\n got %+v\nwant %+v", got, want)
+	}
+	if got[0].Time.Location() != time.UTC {
+		t.Errorf("promotion time in %v, want UTC", got[0].Time.Location())
+	}
+
+	// Rolling back is one more promotion, retiring the version it replaces.
+	t3 := base.Add(3 * time.Minute)
+	if err := s.SetStage(ctx, "triage", "1", "production", 0, "dr-lead", "", t3); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stagesOf(t, s, "triage"), map[string]string{"1": "production", "2": "retired"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after rollback: stages = %v, want %v", got, want)
+	}
+	want = append(want,
+		store.Promotion{Name: "triage", Version: "2", From: "production", To: "retired", Actor: "dr-lead", Reason: "replaced by 1", Time: t3},
+		store.Promotion{Name: "triage", Version: "1", From: "retired", To: "production", Actor: "dr-lead", Time: t3})
+	if got := promotions(t, s, "triage"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("promotions after rollback:\n got %+v\nwant %+v", got, want)
+	}
+
+	// Asking for the stage a version is in already changes and records nothing.
+	if err := s.SetStage(ctx, "triage", "1", "production", 0, "dr-lead", "again", t3.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := promotions(t, s, "triage"); len(got) != len(want) {
+		t.Fatalf("a no-op SetStage was recorded: %+v", got[len(want):])
+	}
+	// Retiring the production version leaves none.
+	if err := s.SetStage(ctx, "triage", "1", "retired", 0, "dr-lead", "recall", t3.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stagesOf(t, s, "triage"), map[string]string{"1": "retired", "2": "retired"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after retiring: stages = %v, want %v", got, want)
+	}
+}
+
+func testSetStageCanaryShadow(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	register(t, s, modelVersion("triage", "1", base), modelVersion("triage", "2", base.Add(time.Second)),
+		modelVersion("triage", "3", base.Add(2*time.Second)), modelVersion("triage", "4", base.Add(3*time.Second)))
+	at := base.Add(time.Minute)
+	step := func(version, stage string, percent int, want map[string]string) {
+		t.Helper()
+		at = at.Add(time.Second)
+		if err := s.SetStage(ctx, "triage", version, stage, percent, "ops", "step", at); err != nil {
+			t.Fatalf("%s to %s %d: %v", version, stage, percent, err)
+		}
+		if got := stagesOf(t, s, "triage"); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s to %s %d: stages = %v, want %v", version, stage, percent, got, want)
+		}
+	}
+	step("1", "production", 0, map[string]string{"1": "production", "2": "candidate", "3": "candidate", "4": "candidate"})
+	step("2", "canary", 10, map[string]string{"1": "production", "2": "canary 10", "3": "candidate", "4": "candidate"})
+	step("2", "canary", 50, map[string]string{"1": "production", "2": "canary 50", "3": "candidate", "4": "candidate"})
+	step("3", "shadow", 0, map[string]string{"1": "production", "2": "canary 50", "3": "shadow", "4": "candidate"})
+	// A second canary replaces the first, and a second shadow the first.
+	step("4", "canary", 5, map[string]string{"1": "production", "2": "retired", "3": "shadow", "4": "canary 5"})
+	step("2", "shadow", 0, map[string]string{"1": "production", "2": "shadow", "3": "retired", "4": "canary 5"})
+	// A canary promoted to production leaves its percent behind.
+	step("4", "production", 0, map[string]string{"1": "retired", "2": "shadow", "3": "retired", "4": "production"})
+	// A canary may start at 0% (deployed, no traffic yet).
+	step("3", "canary", 0, map[string]string{"1": "retired", "2": "shadow", "3": "canary 0", "4": "production"})
+
+	type change struct {
+		version, from, to string
+		percent           int
+	}
+	var got []change
+	for _, p := range promotions(t, s, "triage") {
+		got = append(got, change{p.Version, p.From, p.To, p.Percent})
+	}
+	want := []change{
+		{"1", "candidate", "production", 0},
+		{"2", "candidate", "canary", 10},
+		{"2", "canary", "canary", 50},
+		{"3", "candidate", "shadow", 0},
+		{"2", "canary", "retired", 0}, {"4", "candidate", "canary", 5},
+		{"3", "shadow", "retired", 0}, {"2", "retired", "shadow", 0},
+		{"1", "production", "retired", 0}, {"4", "canary", "production", 0},
+		{"3", "retired", "canary", 0},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("promotions:\n got %v\nwant %v", got, want)
+	}
+}
+
+func testSetStageNotFound(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	register(t, s, modelVersion("triage", "1", now))
+	for _, c := range [][2]string{{"triage", "2"}, {"sepsis", "1"}, {"", ""}} {
+		if err := s.SetStage(ctx, c[0], c[1], "production", 0, "ops", "", now); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("SetStage(%q, %q): %v, want ErrNotFound", c[0], c[1], err)
+		}
+	}
+	if ps := promotions(t, s, "triage"); len(ps) != 0 {
+		t.Fatalf("failed SetStage calls were recorded: %+v", ps)
+	}
+}
+
+func testSetStageRejects(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	register(t, s, modelVersion("triage", "1", now))
+	if err := s.SetStage(ctx, "triage", "1", "canary", 20, "ops", "", now); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		stage   string
+		percent int
+	}{
+		{"", 0}, {"registered", 0}, {"archived", 0}, {"Production", 0}, {"production ", 0},
+		{"canary", -1}, {"canary", 101},
+		{"production", 10}, {"shadow", 100}, {"candidate", 1}, {"retired", -1},
+	} {
+		if err := s.SetStage(ctx, "triage", "1", c.stage, c.percent, "ops", "", now); err == nil {
+			t.Errorf("stage %q percent %d accepted", c.stage, c.percent)
+		} else if errors.Is(err, store.ErrNotFound) {
+			t.Errorf("stage %q percent %d: %v, want a validation error", c.stage, c.percent, err)
+		}
+	}
+	// A bad request is rejected before the version is looked up.
+	if err := s.SetStage(ctx, "triage", "9", "bogus", 0, "ops", "", now); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bad stage for an unknown version: %v, want a validation error", err)
+	}
+	if got := stagesOf(t, s, "triage"); got["1"] != "canary 20" {
+		t.Fatalf("rejected requests changed the version: %v", got)
+	}
+	if ps := promotions(t, s, "triage"); len(ps) != 1 {
+		t.Fatalf("rejected requests were recorded: %+v", ps)
+	}
+}
+
+// Replicas promoting at once: whatever order the calls run in, exactly one
+// version ends in production, and the history replays to the stored stages.
+func testSetStageConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	const n = 8
+	for i := range n {
+		register(t, s, modelVersion("triage", fmt.Sprint(i), base.Add(time.Duration(i)*time.Second)))
+	}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				at := base.Add(time.Duration(round+1) * time.Minute)
+				errs <- s.SetStage(ctx, "triage", fmt.Sprint(i), "production", 0, fmt.Sprintf("replica-%d", i), "race", at)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		stages := stagesOf(t, s, "triage")
+		var prod []string
+		for v, st := range stages {
+			if st == "production" {
+				prod = append(prod, v)
+			} else if st != "retired" {
+				t.Errorf("round %d: version %s is %s", round, v, st)
+			}
+		}
+		if len(prod) != 1 {
+			t.Fatalf("round %d: %d versions in production: %v", round, len(prod), stages)
+		}
+		// Replaying the history gives the stored stages: no change was lost
+		// or applied against a stale view.
+		replay := map[string]string{}
+		for i := range n {
+			replay[fmt.Sprint(i)] = "candidate"
+		}
+		for _, p := range promotions(t, s, "triage") {
+			if replay[p.Version] != p.From {
+				t.Fatalf("round %d: history moves %s from %s, but it was %s", round, p.Version, p.From, replay[p.Version])
+			}
+			replay[p.Version] = p.To
+		}
+		if !reflect.DeepEqual(replay, stages) {
+			t.Fatalf("round %d: history replays to %v, stored %v", round, replay, stages)
+		}
 	}
 }

@@ -1,0 +1,302 @@
+// Package registry keeps a model's versions and their stages (candidate,
+// shadow, canary, production, retired) in the store, decides which version
+// serves, and changes it: gated promotion, and rollback to the previous
+// validated version, each swapped into the pipeline without dropping a
+// request (SPEC sections 6 and 12).
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"medserve/internal/pipeline"
+	"medserve/internal/store"
+	"medserve/internal/triage"
+)
+
+// Stages of a version.
+const (
+	StageCandidate  = "candidate"
+	StageShadow     = "shadow"
+	StageCanary     = "canary"
+	StageProduction = "production"
+	StageRetired    = "retired"
+)
+
+// Errors callers map to HTTP statuses.
+var (
+	ErrUnknownVersion = errors.New("registry: no such version")
+	ErrNotValidated   = errors.New("registry: the version's validation report does not pass the gate")
+	ErrNoRollback     = errors.New("registry: no earlier validated version to roll back to")
+	ErrUnsupported    = errors.New("registry: stage not served yet")
+)
+
+// GateError lists the failing checks of a refused promotion.
+type GateError struct{ Failed []string }
+
+func (e *GateError) Error() string {
+	return ErrNotValidated.Error() + ": " + strings.Join(e.Failed, ", ")
+}
+
+func (e *GateError) Unwrap() error { return ErrNotValidated }
+
+// Swapper is the pipeline's hot swap.
+type Swapper interface {
+	Swap(as *triage.Assessor, pr pipeline.Predictor, retire func()) <-chan struct{}
+}
+
+// Registry manages one model's versions. It is safe for concurrent use;
+// changes of stage are serialised.
+type Registry struct {
+	st   store.Store
+	dir  string // models/<name>
+	name string
+	feat *triage.Featurizer
+	// predictor makes the predictor for a loaded version and what retires it.
+	predictor func(a *triage.Artifact) (pipeline.Predictor, func(), error)
+
+	mu      sync.Mutex
+	serving *triage.Artifact
+	retire  func()
+	swapper Swapper
+}
+
+// New returns the registry of the model in dir (models/<name>).
+func New(st store.Store, dir, name string, feat *triage.Featurizer, predictor func(*triage.Artifact) (pipeline.Predictor, func(), error)) *Registry {
+	return &Registry{st: st, dir: dir, name: name, feat: feat, predictor: predictor}
+}
+
+// validated reports whether a manifest's stored validation passes the gate,
+// and the failing checks when it does not.
+func validated(m triage.Manifest) (bool, []string) {
+	if m.Gate == nil {
+		return false, []string{"no validation report"}
+	}
+	if !m.Gate.Pass {
+		return false, m.Gate.Failed
+	}
+	return true, nil
+}
+
+// versions are the version directories on disk, ordered by number.
+func (r *Registry) versions() ([]string, error) {
+	entries, err := os.ReadDir(r.dir)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	var vs []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err == nil && e.IsDir() {
+			vs = append(vs, e.Name())
+		}
+	}
+	sort.Slice(vs, func(i, j int) bool { a, _ := strconv.Atoi(vs[i]); b, _ := strconv.Atoi(vs[j]); return a < b })
+	return vs, nil
+}
+
+// manifest reads a version's manifest and its SHA-256 without loading weights.
+func (r *Registry) manifest(version string) (triage.Manifest, string, error) {
+	b, err := os.ReadFile(filepath.Join(r.dir, version, "manifest.json"))
+	if err != nil {
+		return triage.Manifest{}, "", err
+	}
+	var m triage.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return triage.Manifest{}, "", err
+	}
+	sum := sha256.Sum256(b)
+	return m, hex.EncodeToString(sum[:]), nil
+}
+
+// Sync registers every version on disk (new ones as candidates).
+func (r *Registry) Sync(ctx context.Context) ([]store.ModelRecord, error) {
+	vs, err := r.versions()
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vs {
+		m, sum, err := r.manifest(v)
+		if err != nil || m.Version != v {
+			continue // not a version directory, or a broken one: never served
+		}
+		ok, _ := validated(m)
+		if _, err := r.st.RegisterModel(ctx, store.ModelRecord{Name: r.name, Version: v, Path: v, SHA256: sum,
+			Stage: StageCandidate, Validated: ok, CreatedAt: time.Now()}); err != nil {
+			return nil, fmt.Errorf("registry: register %s/%s: %w", r.name, v, err)
+		}
+	}
+	return r.st.Models(ctx, r.name)
+}
+
+// Start decides the serving version: the store's production version, or
+// on a first start the newest version on disk, recorded as promoted by the
+// system (the bundled model). It returns that version loaded.
+func (r *Registry) Start(ctx context.Context) (*triage.Artifact, error) {
+	recs, err := r.Sync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prod := ""
+	for _, m := range recs {
+		if m.Stage == StageProduction {
+			prod = m.Version
+		}
+	}
+	if prod == "" {
+		if len(recs) == 0 {
+			return nil, fmt.Errorf("registry: no versions of %s in %s", r.name, r.dir)
+		}
+		newest := recs[0]
+		for _, m := range recs {
+			a, _ := strconv.Atoi(m.Version)
+			b, _ := strconv.Atoi(newest.Version)
+			if a > b {
+				newest = m
+			}
+		}
+		prod = newest.Version
+		if err := r.st.SetStage(ctx, r.name, prod, StageProduction, 0, "system", "first start: the newest version on disk", time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	art, err := triage.LoadArtifact(filepath.Join(r.dir, prod), r.feat.Spec())
+	if err != nil {
+		return nil, fmt.Errorf("registry: load production %s/%s: %w", r.name, prod, err)
+	}
+	r.mu.Lock()
+	r.serving = art
+	r.mu.Unlock()
+	return art, nil
+}
+
+// Attach gives the registry the pipeline it swaps versions into, and what
+// retires the version serving now.
+func (r *Registry) Attach(s Swapper, retire func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.swapper, r.retire = s, retire
+}
+
+// Serving is the version answering now.
+func (r *Registry) Serving() *triage.Artifact {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.serving
+}
+
+// Promote moves version to stage. Canary and production need a stored
+// validation report that passes the gate; production is loaded (checksums
+// verified) and swapped in only if it loads: a version that fails to load
+// leaves the serving one untouched.
+func (r *Registry) Promote(ctx context.Context, version, stage string, percent int, actor, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, _, err := r.manifest(version)
+	if err != nil || m.Version != version {
+		return fmt.Errorf("%w: %s/%s", ErrUnknownVersion, r.name, version)
+	}
+	switch stage {
+	case StageProduction, StageCanary:
+		if ok, failed := validated(m); !ok {
+			return &GateError{Failed: failed}
+		}
+	case StageShadow, StageRetired, StageCandidate:
+	default:
+		return fmt.Errorf("registry: unknown stage %q", stage)
+	}
+	if stage == StageCanary || stage == StageShadow {
+		// Recorded stages that the pipeline does not act on would be a
+		// promise broken silently.
+		return fmt.Errorf("%w: %s", ErrUnsupported, stage)
+	}
+	if stage != StageProduction {
+		return r.st.SetStage(ctx, r.name, version, stage, percent, actor, reason, time.Now())
+	}
+	return r.swapTo(ctx, version, actor, reason)
+}
+
+// swapTo loads version, records it as production and swaps it in. The
+// caller holds r.mu.
+func (r *Registry) swapTo(ctx context.Context, version, actor, reason string) error {
+	art, err := triage.LoadArtifact(filepath.Join(r.dir, version), r.feat.Spec())
+	if err != nil {
+		return fmt.Errorf("registry: load %s/%s (serving version unchanged): %w", r.name, version, err)
+	}
+	pr, retire, err := r.predictor(art)
+	if err != nil {
+		return fmt.Errorf("registry: start %s/%s (serving version unchanged): %w", r.name, version, err)
+	}
+	if err := r.st.SetStage(ctx, r.name, version, StageProduction, 0, actor, reason, time.Now()); err != nil {
+		retire()
+		return err
+	}
+	if r.swapper != nil {
+		r.swapper.Swap(triage.NewAssessor(r.feat, art), pr, r.retire)
+	}
+	r.serving, r.retire = art, retire
+	return nil
+}
+
+// Rollback returns production to the most recent earlier production version
+// that is validated, and reports which one. It never goes below the oldest
+// validated version: with none, ErrNoRollback and nothing changes.
+func (r *Registry) Rollback(ctx context.Context, actor, reason string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hist, err := r.st.Promotions(ctx, r.name)
+	if err != nil {
+		return "", err
+	}
+	current := ""
+	if r.serving != nil {
+		current = r.serving.Manifest.Version
+	}
+	// A version that was rolled back from is never a target again, so a
+	// second rollback goes further back rather than forward.
+	rolledBack := map[string]bool{current: true}
+	for i := len(hist) - 1; i >= 0; i-- {
+		p := hist[i]
+		// The store records the displaced version as "replaced by <v>: <reason>".
+		if p.From == StageProduction && strings.Contains(p.Reason, "rollback:") {
+			rolledBack[p.Version] = true
+			continue
+		}
+		if p.To != StageProduction || rolledBack[p.Version] {
+			continue
+		}
+		m, _, err := r.manifest(p.Version)
+		if err != nil {
+			continue
+		}
+		if ok, _ := validated(m); !ok {
+			continue
+		}
+		if err := r.swapTo(ctx, p.Version, actor, "rollback: "+reason); err != nil {
+			return "", err
+		}
+		return p.Version, nil
+	}
+	return "", ErrNoRollback
+}
+
+// Close retires the serving version's predictor (at shutdown, after the
+// HTTP server has drained).
+func (r *Registry) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.retire != nil {
+		r.retire()
+		r.retire = nil
+	}
+}

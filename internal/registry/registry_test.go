@@ -1,0 +1,156 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"medserve"
+	"medserve/internal/pipeline"
+	"medserve/internal/store/sqlite"
+	"medserve/internal/text"
+	"medserve/internal/triage"
+)
+
+func featurizer(t *testing.T) *triage.Featurizer {
+	t.Helper()
+	data, _ := fs.Sub(medserve.Data, "data")
+	eng, err := text.Load(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := fs.ReadFile(data, "triage/safety-floor.tsv")
+	rules, err := triage.ParseRules(bytes.NewReader(raw), "floor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return triage.NewFeaturizer(eng, rules)
+}
+
+// version copies the bundled model into dir/<v>, with its manifest's
+// version and gate verdict set as given (the files keep their checksums).
+func version(t *testing.T, dir, v string, pass bool) {
+	t.Helper()
+	src, _ := filepath.Abs("../../models/triage/1")
+	dst := filepath.Join(dir, v)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(src)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "manifest.json" {
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			m["version"] = v
+			g := m["gate"].(map[string]any)
+			g["pass"] = pass
+			if pass {
+				g["failed"] = []string{}
+			}
+			b, _ = json.Marshal(m)
+		}
+		os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+	}
+}
+
+type swaps struct{ to []string }
+
+func (s *swaps) Swap(as *triage.Assessor, _ pipeline.Predictor, retire func()) <-chan struct{} {
+	s.to = append(s.to, as.Artifact().Manifest.Version)
+	if retire != nil {
+		retire()
+	}
+	done := make(chan struct{})
+	close(done)
+	return done
+}
+
+// TestPromoteAndRollback: first start serves the newest version; a version
+// failing the gate is refused with its failing checks; a validated one is
+// swapped in; rollback returns to the previous validated version and a
+// second rollback finds none; every change is in the store's history.
+func TestPromoteAndRollback(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(root, "medserve.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := filepath.Join(root, "triage")
+	version(t, dir, "1", false)
+	version(t, dir, "2", true)
+	retired := map[string]int{}
+	mkPred := func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
+		v := a.Manifest.Version
+		return pipeline.DirectPredictor{Model: a.Model}, func() { retired[v]++ }, nil
+	}
+	r := New(st, dir, "triage", featurizer(t), mkPred)
+	art, err := r.Start(ctx)
+	if err != nil || art.Manifest.Version != "2" {
+		t.Fatalf("first start serves %v, %v; want the newest, 2", art, err)
+	}
+	sw := &swaps{}
+	r.Attach(sw, func() { retired["2"]++ })
+
+	var gerr *GateError
+	if err := r.Promote(ctx, "1", StageProduction, 0, "admin-key", "try the old one"); !errors.As(err, &gerr) || len(gerr.Failed) == 0 {
+		t.Fatalf("version 1 fails the gate and must be refused with its checks: %v", err)
+	}
+	if err := r.Promote(ctx, "9", StageProduction, 0, "admin-key", "x"); !errors.Is(err, ErrUnknownVersion) {
+		t.Fatalf("unknown version: %v", err)
+	}
+	if err := r.Promote(ctx, "2", StageCanary, 10, "admin-key", "x"); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("canary is not served yet and must say so: %v", err)
+	}
+	version(t, dir, "3", true)
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Promote(ctx, "3", StageProduction, 0, "admin-key", "better specificity"); err != nil {
+		t.Fatal(err)
+	}
+	if r.Serving().Manifest.Version != "3" || strings.Join(sw.to, ",") != "3" || retired["2"] != 1 {
+		t.Fatalf("after promoting 3: serving %s, swaps %v, retired %v", r.Serving().Manifest.Version, sw.to, retired)
+	}
+	to, err := r.Rollback(ctx, "alert-engine", "sensitivity dropped")
+	if err != nil || to != "2" || r.Serving().Manifest.Version != "2" {
+		t.Fatalf("rollback: %q %v (serving %s); want 2", to, err, r.Serving().Manifest.Version)
+	}
+	if _, err := r.Rollback(ctx, "alert-engine", "again"); !errors.Is(err, ErrNoRollback) {
+		t.Fatalf("a second rollback must not go forward to 3 nor below the oldest validated version: %v", err)
+	}
+	// A version whose files were altered does not load; serving is untouched.
+	os.WriteFile(filepath.Join(dir, "3", "model.json"), []byte("{}"), 0o644)
+	if err := r.Promote(ctx, "3", StageProduction, 0, "admin-key", "again"); err == nil || r.Serving().Manifest.Version != "2" {
+		t.Fatalf("a corrupt version was promoted: %v, serving %s", err, r.Serving().Manifest.Version)
+	}
+	hist, err := st.Promotions(ctx, "triage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range hist {
+		if p.To == StageProduction {
+			got = append(got, p.Version+" by "+p.Actor)
+		}
+	}
+	if strings.Join(got, "; ") != "2 by system; 3 by admin-key; 2 by alert-engine" {
+		t.Fatalf("production history: %v", got)
+	}
+	// A restart serves what the store says is in production.
+	r2 := New(st, dir, "triage", featurizer(t), mkPred)
+	if art, err := r2.Start(ctx); err != nil || art.Manifest.Version != "2" {
+		t.Fatalf("restart serves %v, %v; want the store's production version 2", art, err)
+	}
+}
