@@ -202,9 +202,16 @@ func (r *Registry) Serving() *triage.Artifact {
 func (r *Registry) Promote(ctx context.Context, version, stage string, percent int, actor, reason string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m, _, err := r.manifest(version)
+	m, sum, err := r.manifest(version)
 	if err != nil || m.Version != version {
 		return fmt.Errorf("%w: %s/%s", ErrUnknownVersion, r.name, version)
+	}
+	// A version written to the shared model directory after this replica
+	// started (a new training or optimisation run) is registered on first use.
+	ok, _ := validated(m)
+	if _, err := r.st.RegisterModel(ctx, store.ModelRecord{Name: r.name, Version: version, Path: version, SHA256: sum,
+		Stage: StageCandidate, Validated: ok, CreatedAt: time.Now()}); err != nil {
+		return fmt.Errorf("registry: register %s/%s: %w", r.name, version, err)
 	}
 	switch stage {
 	case StageProduction, StageCanary:

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// copyModelVersion copies the bundled model to dir/triage/v with the
+// manifest's version and gate verdict set (the other files keep their
+// checksums, so the copy loads).
+func copyModelVersion(t *testing.T, dir, v string, pass bool) {
+	t.Helper()
+	src := filepath.Join(bundledModels, "triage", "1")
+	dst := filepath.Join(dir, "triage", v)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "manifest.json" {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			m["version"] = v
+			g := m["gate"].(map[string]any)
+			g["pass"] = pass
+			if pass {
+				g["failed"] = []string{}
+			}
+			b, _ = json.Marshal(m)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPromotionAndRollbackUnderLoad promotes a new version and rolls it
+// back while 8 clients query without pause: no request may fail, and the
+// answers name the version that served them.
+func TestPromotionAndRollbackUnderLoad(t *testing.T) {
+	models := t.TempDir()
+	copyModelVersion(t, models, "1", true)
+	base, _, stop := startServerWith(t, serveConfig{dataDir: t.TempDir(), models: models, cacheMB: 0}, testEnv(nil))
+	copyModelVersion(t, models, "2", true) // a new candidate arrives
+
+	var failed, answered atomic.Int64
+	var mu sync.Mutex
+	seen := map[string]int{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				resp, err := http.Post(base+"/api/v1/inference", "application/json", strings.NewReader(fmt.Sprintf(`{"query": "fever and cough %d"}`, i%11)))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var r struct {
+					Model struct{ Version string } `json:"model"`
+				}
+				if resp.StatusCode != 200 || json.Unmarshal(b, &r) != nil {
+					failed.Add(1)
+					continue
+				}
+				answered.Add(1)
+				mu.Lock()
+				seen[r.Model.Version]++
+				mu.Unlock()
+			}
+		}()
+	}
+	step := func(path, body, want string) {
+		t.Helper()
+		for answered.Load() < 50 {
+			time.Sleep(time.Millisecond)
+		}
+		code, _, b := post(t, base+path, body)
+		if code != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %d %s", path, code, b)
+		}
+		answered.Store(0)
+	}
+	step("/api/v1/models/triage/versions/2/promote", `{"stage": "production", "reason": "new candidate"}`, `"version":"2"`)
+	step("/api/v1/models/triage/rollback", `{"reason": "drill"}`, `"version":"1"`)
+	step("/api/v1/models/triage/versions/2/promote", `{"stage": "production", "reason": "again"}`, `"version":"2"`)
+	for answered.Load() < 50 {
+		time.Sleep(time.Millisecond)
+	}
+	close(done)
+	wg.Wait()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if failed.Load() != 0 || seen["1"] == 0 || seen["2"] == 0 {
+		t.Fatalf("%d failed requests; answers by version %v", failed.Load(), seen)
+	}
+	t.Logf("promotion, rollback and promotion under load: 0 failed requests; answers by version %v", seen)
+}
