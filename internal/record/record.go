@@ -289,16 +289,22 @@ func (r *Recorder) flushOnce(ctx context.Context, src string, progress *int64) (
 	chained, err := r.st.Write(ctx, b)
 	if err != nil {
 		werr := fmt.Errorf("record: write %d entries: %w", len(recs), err)
-		if r.opt.RejectFile == "" {
-			return 0, werr
-		}
-		if _, perr := r.st.Progress(ctx, src); perr != nil {
+		done, perr := r.st.Progress(ctx, src)
+		switch {
+		case perr != nil:
 			return 0, werr // the store is unreachable: an outage, retried
-		}
-		// The store answers but refuses the batch: find the entries it
-		// refuses one by one and set them aside.
-		if chained, err = r.isolate(ctx, src, recs); err != nil {
-			return 0, err
+		case done >= b.Through:
+			// The commit went through and only its reply was lost:
+			// writing the batch again would chain its events twice.
+			chained = nil
+		case r.opt.RejectFile == "":
+			return 0, werr
+		default:
+			// The store answers but refuses the batch: find the entries
+			// it refuses one by one and set them aside.
+			if chained, err = r.isolate(ctx, src, recs, done); err != nil {
+				return 0, err
+			}
 		}
 	}
 	*progress = b.Through
@@ -323,16 +329,23 @@ func (r *Recorder) flushOnce(ctx context.Context, src string, progress *int64) (
 // isolate writes recs one entry per transaction; an entry the store
 // refuses while it stays reachable is appended to the reject file and
 // replaced in the chain by an event that says so.
-func (r *Recorder) isolate(ctx context.Context, src string, recs []spool.Record) ([]audit.Event, error) {
+func (r *Recorder) isolate(ctx context.Context, src string, recs []spool.Record, done int64) ([]audit.Event, error) {
 	var chained []audit.Event
 	for _, rec := range recs {
+		if rec.Pos <= done {
+			continue // already in the store
+		}
 		var e Entry
 		_ = json.Unmarshal(rec.Data, &e) // decoded once already
 		b := store.Batch{Source: src, Through: rec.Pos, Queries: e.Queries, Events: e.Events}
 		evs, err := r.st.Write(ctx, b)
 		if err != nil {
-			if _, perr := r.st.Progress(ctx, src); perr != nil {
+			p, perr := r.st.Progress(ctx, src)
+			if perr != nil {
 				return nil, fmt.Errorf("record: write entry %d: %w", rec.Pos, err)
+			}
+			if p >= rec.Pos {
+				continue // committed; the reply was lost
 			}
 			if qerr := r.reject(rec, err); qerr != nil {
 				return nil, qerr

@@ -303,3 +303,51 @@ func TestRefusedEntryIsSetAside(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }
+
+// lostReply commits a batch and then reports an error, as a connection
+// that drops after COMMIT but before its reply would.
+type lostReply struct {
+	store.Store
+	left atomic.Int64
+}
+
+func (l *lostReply) Write(ctx context.Context, b store.Batch) ([]audit.Event, error) {
+	evs, err := l.Store.Write(ctx, b)
+	if err == nil && l.left.Add(-1) >= 0 {
+		return nil, errors.New("connection reset after commit")
+	}
+	return evs, err
+}
+
+// TestLostCommitReplyIsNotReplayed: a batch that was committed although
+// Write said otherwise must not be written again (its events would be
+// chained twice), with or without a reject file.
+func TestLostCommitReplyIsNotReplayed(t *testing.T) {
+	for _, rejects := range []bool{false, true} {
+		dir, st := setup(t)
+		ls := &lostReply{Store: st}
+		ls.left.Store(3)
+		sp := openSpool(t, dir)
+		opt := Options{RetryMin: time.Millisecond, MaxBatch: 7}
+		if rejects {
+			opt.RejectFile = filepath.Join(dir, "rejected.jsonl")
+		}
+		r := New(sp, ls, opt)
+		ctx, cancel := context.WithCancel(context.Background())
+		go r.Run(ctx)
+		for i := 0; i < 40; i++ {
+			if err := r.Record(ctx, entry(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := r.Sync(sctx); err != nil {
+			t.Fatal(err)
+		}
+		scancel()
+		cancel()
+		r.Wait()
+		sp.Close()
+		check(t, st, 40, nil, nil)
+	}
+}
