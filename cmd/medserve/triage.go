@@ -529,6 +529,10 @@ func newestVersion(dir string) (string, error) {
 	best, bestN := "", -1
 	for _, en := range entries {
 		var n int
+		// Optimised variants (optimize.json) are candidates until promoted.
+		if _, err := os.Stat(filepath.Join(dir, en.Name(), "optimize.json")); err == nil {
+			continue
+		}
 		if _, err := fmt.Sscanf(en.Name(), "%d", &n); err == nil && en.IsDir() && n > bestN {
 			best, bestN = en.Name(), n
 		}

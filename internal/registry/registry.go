@@ -157,15 +157,20 @@ func (r *Registry) Start(ctx context.Context) (*triage.Artifact, error) {
 		if len(recs) == 0 {
 			return nil, fmt.Errorf("registry: no versions of %s in %s", r.name, r.dir)
 		}
-		newest := recs[0]
+		// An optimised variant (it carries optimize.json) is a candidate
+		// by birth: it serves only once promoted through the gate.
+		newest := -1
 		for _, m := range recs {
-			a, _ := strconv.Atoi(m.Version)
-			b, _ := strconv.Atoi(newest.Version)
-			if a > b {
-				newest = m
+			if _, err := os.Stat(filepath.Join(r.dir, m.Version, "optimize.json")); err == nil {
+				continue
+			}
+			if n, _ := strconv.Atoi(m.Version); n > newest {
+				newest, prod = n, m.Version
 			}
 		}
-		prod = newest.Version
+		if prod == "" {
+			return nil, fmt.Errorf("registry: no trained (non-candidate) version of %s in %s", r.name, r.dir)
+		}
 		if err := r.st.SetStage(ctx, r.name, prod, StageProduction, 0, "system", "first start: the newest version on disk", time.Now()); err != nil {
 			return nil, err
 		}

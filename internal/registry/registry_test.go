@@ -154,3 +154,26 @@ func TestPromoteAndRollback(t *testing.T) {
 		t.Fatalf("restart serves %v, %v; want the store's production version 2", art, err)
 	}
 }
+
+// TestOptimisedCandidateNeverServesByDefault: a first start ignores a
+// newer optimised variant (optimize.json) and serves the trained version.
+func TestOptimisedCandidateNeverServesByDefault(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(root, "medserve.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := filepath.Join(root, "triage")
+	version(t, dir, "1", true)
+	version(t, dir, "2", true)
+	os.WriteFile(filepath.Join(dir, "2", "optimize.json"), []byte(`{"method":"int8"}`), 0o644)
+	r := New(st, dir, "triage", featurizer(t), func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
+		return pipeline.DirectPredictor{Model: a.Model}, func() {}, nil
+	})
+	art, err := r.Start(ctx)
+	if err != nil || art.Manifest.Version != "1" {
+		t.Fatalf("first start serves %v, %v; want the trained version 1, not the candidate 2", art, err)
+	}
+}
