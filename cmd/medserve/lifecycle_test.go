@@ -52,9 +52,10 @@ func copyModelVersion(t *testing.T, dir, v string, pass bool) {
 	}
 }
 
-// TestPromotionAndRollbackUnderLoad promotes a new version and rolls it
-// back while 8 clients query without pause: no request may fail, and the
-// answers name the version that served them.
+// TestPromotionAndRollbackUnderLoad takes a new version through shadow,
+// canary (50 %) and production, rolls it back and promotes it again while
+// 8 clients query without pause: no request may fail, and the answers name
+// the version that served them.
 func TestPromotionAndRollbackUnderLoad(t *testing.T) {
 	models := t.TempDir()
 	copyModelVersion(t, models, "1", true)
@@ -108,6 +109,8 @@ func TestPromotionAndRollbackUnderLoad(t *testing.T) {
 		}
 		answered.Store(0)
 	}
+	step("/api/v1/models/triage/versions/2/promote", `{"stage": "shadow", "reason": "watch it"}`, `"stage":"shadow"`)
+	step("/api/v1/models/triage/versions/2/promote", `{"stage": "canary", "percent": 50, "reason": "half the traffic"}`, `"stage":"canary"`)
 	step("/api/v1/models/triage/versions/2/promote", `{"stage": "production", "reason": "new candidate"}`, `"version":"2"`)
 	step("/api/v1/models/triage/rollback", `{"reason": "drill"}`, `"version":"1"`)
 	step("/api/v1/models/triage/versions/2/promote", `{"stage": "production", "reason": "again"}`, `"version":"2"`)
@@ -122,5 +125,5 @@ func TestPromotionAndRollbackUnderLoad(t *testing.T) {
 	if failed.Load() != 0 || seen["1"] == 0 || seen["2"] == 0 {
 		t.Fatalf("%d failed requests; answers by version %v", failed.Load(), seen)
 	}
-	t.Logf("promotion, rollback and promotion under load: 0 failed requests; answers by version %v", seen)
+	t.Logf("shadow, canary 50 %%, production, rollback, production under load: 0 failed requests; answers by version %v", seen)
 }

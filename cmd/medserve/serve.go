@@ -188,6 +188,11 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 	}
 	pipe := pipeline.New(triage.NewAssessor(feat, art), k, pred, pc, keyFn, pipeline.Config{Deadline: c.deadline})
 	reg.Attach(pipe, retirePred)
+	if err := reg.Resume(ctx); err != nil {
+		// Production serves regardless: a canary or shadow that cannot be
+		// restored is reported, not fatal.
+		fmt.Fprintf(e.stderr, "medserve: canary/shadow not restored: %v\n", err)
+	}
 	gw, err := buildGateway(ctx, e, c, st)
 	if err != nil {
 		return err

@@ -50,6 +50,9 @@ type Config struct {
 // Pipeline answers queries. It is safe for concurrent use.
 type Pipeline struct {
 	cur      atomic.Pointer[serving]
+	canary   atomic.Pointer[serving] // nil: no canary (variants.go)
+	shadow   atomic.Pointer[serving] // nil: no shadow
+	shadows  shadowState
 	kb       *kb.KB
 	cache    Cache
 	cacheKey func(parts ...string) string
@@ -62,6 +65,7 @@ type Pipeline struct {
 type serving struct {
 	assessor *triage.Assessor
 	predict  Predictor
+	percent  int // a canary's share of traffic
 	inflight atomic.Int64
 }
 
@@ -69,11 +73,18 @@ type serving struct {
 // The second load closes the race with Swap: a request that counted
 // itself on a version already swapped out tries again on the new one, so
 // once Swap returns, the old version's count only goes down.
-func (p *Pipeline) acquire() *serving {
+func (p *Pipeline) acquire() *serving { return acquireFrom(&p.cur) }
+
+// acquireFrom is acquire for any of the pipeline's versions; nil when that
+// slot is empty.
+func acquireFrom(ptr *atomic.Pointer[serving]) *serving {
 	for {
-		sv := p.cur.Load()
+		sv := ptr.Load()
+		if sv == nil {
+			return nil
+		}
 		sv.inflight.Add(1)
-		if p.cur.Load() == sv {
+		if ptr.Load() == sv {
 			return sv
 		}
 		sv.inflight.Add(-1)
@@ -87,11 +98,15 @@ func (sv *serving) release() { sv.inflight.Add(-1) }
 // finish on it, and retire (for example closing its batcher) runs once the
 // last of them is done. The returned channel closes after retire.
 func (p *Pipeline) Swap(as *triage.Assessor, pr Predictor, retire func()) <-chan struct{} {
-	old := p.cur.Swap(&serving{assessor: as, predict: pr})
+	return retireWhenIdle(p.cur.Swap(&serving{assessor: as, predict: pr}), retire)
+}
+
+// retireWhenIdle runs retire once no request uses old any more.
+func retireWhenIdle(old *serving, retire func()) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for old.inflight.Load() > 0 {
+		for old != nil && old.inflight.Load() > 0 {
 			time.Sleep(time.Millisecond)
 		}
 		if retire != nil {
@@ -164,7 +179,7 @@ func (p *Pipeline) InferClinical(ctx context.Context, req *Request) (*Response, 
 
 func (p *Pipeline) infer(ctx context.Context, req *Request, topDiff int) (*Response, error) {
 	start := time.Now()
-	sv := p.acquire()
+	sv := p.route(req)
 	defer sv.release()
 	resp := &Response{RequestID: newRequestID(), TimingMS: map[string]float64{}}
 	useCache := p.cache != nil && p.cacheKey != nil && (req.Options.UseCache == nil || *req.Options.UseCache)
@@ -214,6 +229,9 @@ func (p *Pipeline) infer(ctx context.Context, req *Request, topDiff int) (*Respo
 		resp.Drivers = sv.assessor.Drivers(*prep)
 	}
 	resp.TimingMS["total"] = ms(time.Since(start))
+	if sv == p.cur.Load() {
+		p.shadowCompare(req, resp, topDiff)
+	}
 	return resp, nil
 }
 

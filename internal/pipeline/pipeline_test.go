@@ -235,3 +235,80 @@ func TestSwapUnderLoad(t *testing.T) {
 		t.Fatalf("after an even number of swaps the serving version is %s", p.Model().Version)
 	}
 }
+
+// TestCanaryShareAndStickiness: a canary answers its share of distinct
+// requests, a repeated request stays on one version, 0 % and removal send
+// everything back to production.
+func TestCanaryShareAndStickiness(t *testing.T) {
+	as, k, art := deps(t)
+	art2 := *art
+	art2.Manifest.Version = "2"
+	as2 := triage.NewAssessor(testFeat, &art2)
+	p := New(as, k, DirectPredictor{Model: art.Model}, nil, nil, Config{Deadline: 5 * time.Second})
+	<-p.SetCanary(as2, DirectPredictor{Model: art.Model}, 30, nil)
+	ctx := context.Background()
+	onCanary := 0
+	const n = 300
+	for i := 0; i < n; i++ {
+		req := &Request{Query: fmt.Sprintf("headache for %d days", i)}
+		r1, err := p.Infer(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, _ := p.Infer(ctx, req)
+		if r1.Model.Version != r2.Model.Version {
+			t.Fatalf("a repeated request moved from version %s to %s", r1.Model.Version, r2.Model.Version)
+		}
+		if r1.Model.Version == "2" {
+			onCanary++
+		}
+	}
+	if onCanary < n*20/100 || onCanary > n*40/100 {
+		t.Errorf("a 30 %% canary answered %d of %d distinct requests", onCanary, n)
+	}
+	<-p.SetCanary(nil, nil, 0, nil)
+	for i := 0; i < 50; i++ {
+		if r, _ := p.Infer(ctx, &Request{Query: fmt.Sprintf("headache for %d days", i)}); r.Model.Version != "1" {
+			t.Fatal("a removed canary still answers")
+		}
+	}
+}
+
+// constant predicts the same distribution for every row.
+type constant []float64
+
+func (c constant) Predict(context.Context, int, model.Row) ([]float64, error) { return c, nil }
+
+// TestShadowComparesWithoutAnswering: the shadow's answers are never
+// returned, and its agreement and would-be under-triage are counted.
+func TestShadowComparesWithoutAnswering(t *testing.T) {
+	as, k, art := deps(t)
+	art2 := *art
+	art2.Manifest.Version = "2"
+	as2 := triage.NewAssessor(testFeat, &art2)
+	p := New(as, k, constant{0, 0, 1, 0, 0}, nil, nil, Config{Deadline: 5 * time.Second})
+	retired := make(chan struct{})
+	<-p.SetShadow(as2, constant{0, 0, 0, 0, 1}, nil) // always the least urgent
+	ctx := context.Background()
+	for i := 0; i < 40; i++ {
+		r, err := p.Infer(ctx, &Request{Query: fmt.Sprintf("sore throat %d", i)})
+		if err != nil || r.Model.Version != "1" {
+			t.Fatalf("answer from %v (%v): the shadow must never answer", r.Model.Version, err)
+		}
+	}
+	var st ShadowStats
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		st, _ = p.Shadow()
+		if st.Compared+st.Skipped == 40 {
+			break
+		}
+	}
+	if st.Version != "2" || st.Compared == 0 || st.Compared+st.Skipped != 40 || st.UnderTriage == 0 || st.Agreed+st.UnderTriage > st.Compared {
+		t.Fatalf("shadow stats %+v", st)
+	}
+	go func() { <-p.SetShadow(nil, nil, func() { close(retired) }) }()
+	<-retired
+	if _, ok := p.Shadow(); ok {
+		t.Fatal("shadow still set after removal")
+	}
+}

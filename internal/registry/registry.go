@@ -51,9 +51,11 @@ func (e *GateError) Error() string {
 
 func (e *GateError) Unwrap() error { return ErrNotValidated }
 
-// Swapper is the pipeline's hot swap.
+// Swapper is the pipeline's hot swap, canary and shadow.
 type Swapper interface {
 	Swap(as *triage.Assessor, pr pipeline.Predictor, retire func()) <-chan struct{}
+	SetCanary(as *triage.Assessor, pr pipeline.Predictor, percent int, retire func()) <-chan struct{}
+	SetShadow(as *triage.Assessor, pr pipeline.Predictor, retire func()) <-chan struct{}
 }
 
 // Registry manages one model's versions. It is safe for concurrent use;
@@ -70,6 +72,9 @@ type Registry struct {
 	serving *triage.Artifact
 	retire  func()
 	swapper Swapper
+	// The canary and shadow versions, with what retires each.
+	canary, shadow             string
+	canaryRetire, shadowRetire func()
 }
 
 // New returns the registry of the model in dir (models/<name>).
@@ -227,15 +232,90 @@ func (r *Registry) Promote(ctx context.Context, version, stage string, percent i
 	default:
 		return fmt.Errorf("registry: unknown stage %q", stage)
 	}
-	if stage == StageCanary || stage == StageShadow {
-		// Recorded stages that the pipeline does not act on would be a
-		// promise broken silently.
-		return fmt.Errorf("%w: %s", ErrUnsupported, stage)
+	switch stage {
+	case StageCanary, StageShadow:
+		return r.setVariant(ctx, version, stage, percent, actor, reason)
+	case StageProduction:
+		return r.swapTo(ctx, version, actor, reason)
 	}
-	if stage != StageProduction {
-		return r.st.SetStage(ctx, r.name, version, stage, percent, actor, reason, time.Now())
+	if version == r.canary || version == r.shadow {
+		r.clearVariant(version)
 	}
-	return r.swapTo(ctx, version, actor, reason)
+	return r.st.SetStage(ctx, r.name, version, stage, percent, actor, reason, time.Now())
+}
+
+// setVariant loads version and makes it the canary (answering percent %
+// of requests) or the shadow (scoring beside production, never answering).
+// The caller holds r.mu.
+func (r *Registry) setVariant(ctx context.Context, version, stage string, percent int, actor, reason string) error {
+	if r.swapper == nil {
+		return fmt.Errorf("%w: %s (no pipeline attached)", ErrUnsupported, stage)
+	}
+	if r.serving != nil && version == r.serving.Manifest.Version {
+		return fmt.Errorf("registry: %s/%s is in production already", r.name, version)
+	}
+	art, err := triage.LoadArtifact(filepath.Join(r.dir, version), r.feat.Spec())
+	if err != nil {
+		return fmt.Errorf("registry: load %s/%s (nothing changed): %w", r.name, version, err)
+	}
+	pr, retire, err := r.predictor(art)
+	if err != nil {
+		return fmt.Errorf("registry: start %s/%s (nothing changed): %w", r.name, version, err)
+	}
+	if err := r.st.SetStage(ctx, r.name, version, stage, percent, actor, reason, time.Now()); err != nil {
+		retire()
+		return err
+	}
+	as := triage.NewAssessor(r.feat, art)
+	if stage == StageCanary {
+		if r.shadow == version {
+			r.clearVariant(version)
+		}
+		r.swapper.SetCanary(as, pr, percent, r.canaryRetire)
+		r.canary, r.canaryRetire = version, retire
+	} else {
+		if r.canary == version {
+			r.clearVariant(version)
+		}
+		r.swapper.SetShadow(as, pr, r.shadowRetire)
+		r.shadow, r.shadowRetire = version, retire
+	}
+	return nil
+}
+
+// clearVariant stops version serving as canary or shadow. The caller holds r.mu.
+func (r *Registry) clearVariant(version string) {
+	if r.swapper == nil {
+		return
+	}
+	if r.canary == version {
+		r.swapper.SetCanary(nil, nil, 0, r.canaryRetire)
+		r.canary, r.canaryRetire = "", nil
+	}
+	if r.shadow == version {
+		r.swapper.SetShadow(nil, nil, r.shadowRetire)
+		r.shadow, r.shadowRetire = "", nil
+	}
+}
+
+// Resume restores the canary and shadow the store records (after a
+// restart, or on another replica).
+func (r *Registry) Resume(ctx context.Context) error {
+	recs, err := r.st.Models(ctx, r.name)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range recs {
+		if m.Stage != StageCanary && m.Stage != StageShadow {
+			continue
+		}
+		if err := r.setVariant(ctx, m.Version, m.Stage, m.Percent, "system", "resumed at start"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // swapTo loads version, records it as production and swaps it in. The
@@ -253,6 +333,7 @@ func (r *Registry) swapTo(ctx context.Context, version, actor, reason string) er
 		retire()
 		return err
 	}
+	r.clearVariant(version) // a canary or shadow promoted to production serves all traffic now
 	if r.swapper != nil {
 		r.swapper.Swap(triage.NewAssessor(r.feat, art), pr, r.retire)
 	}
@@ -307,8 +388,10 @@ func (r *Registry) Rollback(ctx context.Context, actor, reason string) (string, 
 func (r *Registry) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.retire != nil {
-		r.retire()
-		r.retire = nil
+	for _, f := range []func(){r.retire, r.canaryRetire, r.shadowRetire} {
+		if f != nil {
+			f()
+		}
 	}
+	r.retire, r.canaryRetire, r.shadowRetire = nil, nil, nil
 }

@@ -63,7 +63,36 @@ func version(t *testing.T, dir, v string, pass bool) {
 	}
 }
 
-type swaps struct{ to []string }
+type swaps struct {
+	to             []string
+	canary, shadow string
+	percent        int
+}
+
+func (s *swaps) SetCanary(as *triage.Assessor, _ pipeline.Predictor, percent int, retire func()) <-chan struct{} {
+	s.canary, s.percent = "", 0
+	if as != nil {
+		s.canary, s.percent = as.Artifact().Manifest.Version, percent
+	}
+	return s.done(retire)
+}
+
+func (s *swaps) SetShadow(as *triage.Assessor, _ pipeline.Predictor, retire func()) <-chan struct{} {
+	s.shadow = ""
+	if as != nil {
+		s.shadow = as.Artifact().Manifest.Version
+	}
+	return s.done(retire)
+}
+
+func (s *swaps) done(retire func()) <-chan struct{} {
+	if retire != nil {
+		retire()
+	}
+	d := make(chan struct{})
+	close(d)
+	return d
+}
 
 func (s *swaps) Swap(as *triage.Assessor, _ pipeline.Predictor, retire func()) <-chan struct{} {
 	s.to = append(s.to, as.Artifact().Manifest.Version)
@@ -110,15 +139,24 @@ func TestPromoteAndRollback(t *testing.T) {
 	if err := r.Promote(ctx, "9", StageProduction, 0, "admin-key", "x"); !errors.Is(err, ErrUnknownVersion) {
 		t.Fatalf("unknown version: %v", err)
 	}
-	if err := r.Promote(ctx, "2", StageCanary, 10, "admin-key", "x"); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("canary is not served yet and must say so: %v", err)
+	if err := r.Promote(ctx, "1", StageCanary, 10, "admin-key", "x"); !errors.As(err, &gerr) {
+		t.Fatalf("a canary also needs the gate: %v", err)
 	}
 	version(t, dir, "3", true)
 	if _, err := r.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := r.Promote(ctx, "1", StageShadow, 0, "admin-key", "watch it"); err != nil || sw.shadow != "1" {
+		t.Fatalf("a shadow needs no gate (it never answers): %v, shadow %q", err, sw.shadow)
+	}
+	if err := r.Promote(ctx, "3", StageCanary, 10, "admin-key", "try on 10 %"); err != nil || sw.canary != "3" || sw.percent != 10 {
+		t.Fatalf("canary: %v, canary %q at %d %%", err, sw.canary, sw.percent)
+	}
 	if err := r.Promote(ctx, "3", StageProduction, 0, "admin-key", "better specificity"); err != nil {
 		t.Fatal(err)
+	}
+	if sw.canary != "" {
+		t.Fatalf("the canary promoted to production still runs as a canary")
 	}
 	if r.Serving().Manifest.Version != "3" || strings.Join(sw.to, ",") != "3" || retired["2"] != 1 {
 		t.Fatalf("after promoting 3: serving %s, swaps %v, retired %v", r.Serving().Manifest.Version, sw.to, retired)

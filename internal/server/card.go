@@ -155,6 +155,15 @@ func (s *Server) handleModelVersions() http.Handler {
 			writeProblem(w, r, http.StatusInternalServerError, "the model directory could not be read")
 			return
 		}
+		// The store's stages where the registry keeps them.
+		stages := map[string]string{}
+		if s.Registry != nil && s.Store != nil {
+			if recs, err := s.Store.Models(r.Context(), m.Name); err == nil {
+				for _, rec := range recs {
+					stages[rec.Version] = rec.Stage
+				}
+			}
+		}
 		versions := []versionInfo{}
 		for _, e := range entries {
 			if !e.IsDir() {
@@ -176,14 +185,21 @@ func (s *Server) handleModelVersions() http.Handler {
 			if json.Unmarshal(b, &mf) != nil || mf.Version != e.Name() {
 				continue
 			}
-			state := "candidate"
+			state := stages[mf.Version]
+			if state == "" {
+				state = "candidate"
+			}
 			if mf.Version == m.Version {
 				state = "production"
 			}
 			versions = append(versions, versionInfo{Version: mf.Version, State: state, Family: mf.Family, Created: mf.Created,
 				Parameters: mf.ModelParams, DataRows: mf.DataRows, Validation: orNull(mf.Validation), Gate: orNull(mf.Gate)})
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"name": m.Name, "serving": m.Version, "versions": versions})
+		out := map[string]any{"name": m.Name, "serving": m.Version, "versions": versions}
+		if sh, ok := s.Pipeline.Shadow(); ok {
+			out["shadow"] = sh
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 }
 

@@ -87,8 +87,6 @@ func (s *Server) handlePromote() http.Handler {
 			writeProblem(w, r, http.StatusNotFound, "no such version")
 		case errors.As(err, &gerr):
 			writeProblem(w, r, http.StatusUnprocessableEntity, "the version's validation report does not pass the gate; promotion refused", gerr.Failed...)
-		case errors.Is(err, registry.ErrUnsupported):
-			writeProblem(w, r, http.StatusNotImplemented, "shadow and canary serving are not built yet; only production can be promoted")
 		default:
 			writeProblem(w, r, http.StatusServiceUnavailable, "the promotion could not be made; the serving version is unchanged")
 		}

@@ -410,6 +410,8 @@ func TestOpenAPIRealResponses(t *testing.T) {
 		{"history store down", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"MRN-0042"}`), 503, true, ""},
 		{"audit store down", "GET", "/api/v1/audit", nil, 503, true, ""},
 		{"audit search store down", "POST", "/api/v1/audit/search", []byte(`{}`), 503, true, ""},
+		{"promote store down", "POST", "/api/v1/models/triage/versions/1/promote", []byte(`{"stage":"production","reason":"x"}`), 503, true, ""},
+		{"rollback store down", "POST", "/api/v1/models/triage/rollback", []byte(`{"reason":"x"}`), 503, true, ""},
 	}
 
 	seen := map[string]bool{} // "METHOD path status" of the document
@@ -441,10 +443,12 @@ func TestOpenAPIRealResponses(t *testing.T) {
 	defer lifecycle.Close()
 	target = lifecycle
 	lifecycleCases := []apiCase{
+		{"promote canary", "POST", "/api/v1/models/triage/versions/3/promote", []byte(`{"stage":"canary","percent":10,"reason":"try on 10 %"}`), 200, true, ""},
+		{"promote shadow", "POST", "/api/v1/models/triage/versions/1/promote", []byte(`{"stage":"shadow","reason":"watch"}`), 200, true, ""},
+		{"versions with canary and shadow", "GET", "/api/v1/models/triage", nil, 200, true, ""},
 		{"promote", "POST", "/api/v1/models/triage/versions/3/promote", []byte(`{"stage":"production","reason":"better specificity"}`), 200, true, ""},
 		{"promote failing the gate", "POST", "/api/v1/models/triage/versions/1/promote", []byte(`{"stage":"production","reason":"try"}`), 422, true, ""},
 		{"promote unknown version", "POST", "/api/v1/models/triage/versions/9/promote", []byte(`{"stage":"production","reason":"try"}`), 404, true, ""},
-		{"promote canary", "POST", "/api/v1/models/triage/versions/3/promote", []byte(`{"stage":"canary","percent":10,"reason":"try"}`), 501, true, ""},
 		{"promote bad stage", "POST", "/api/v1/models/triage/versions/3/promote", []byte(`{"stage":"everywhere","reason":"try"}`), 400, false, ""},
 		{"rollback", "POST", "/api/v1/models/triage/rollback", []byte(`{"reason":"sensitivity dropped"}`), 200, true, ""},
 		{"rollback again", "POST", "/api/v1/models/triage/rollback", []byte(`{"reason":"again"}`), 409, true, ""},
@@ -765,7 +769,11 @@ func lifecycleServer(t *testing.T) *httptest.Server {
 	if _, err := reg.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	deps.Registry = reg
+	// A pipeline of its own: canary and shadow change the pipeline they are
+	// attached to, which the other test servers share.
+	pipe := pipeline.New(triage.NewAssessor(testFeat, reg.Serving()), deps.KB, pipeline.DirectPredictor{Model: reg.Serving().Model}, nil, nil, pipeline.Config{})
+	reg.Attach(pipe, nil)
+	deps.Pipeline, deps.Registry = pipe, reg
 	return httptest.NewServer(NewServer(deps))
 }
 
