@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // cardFacts are the authored parts of a model card, kept beside the
@@ -74,7 +76,7 @@ func (s *Server) handleModelCard() http.Handler {
 			writeProblem(w, r, http.StatusNotFound, "no such model")
 			return
 		}
-		card, err := s.buildCard()
+		card, err := s.buildCard(r.Context())
 		if err != nil {
 			writeProblem(w, r, http.StatusInternalServerError, "the model card could not be assembled")
 			return
@@ -83,7 +85,7 @@ func (s *Server) handleModelCard() http.Handler {
 	})
 }
 
-func (s *Server) buildCard() (*modelCard, error) {
+func (s *Server) buildCard(ctx context.Context) (*modelCard, error) {
 	art := s.artifact()
 	m := art.Manifest
 	var c modelCard
@@ -121,9 +123,20 @@ func (s *Server) buildCard() (*modelCard, error) {
 	if c.Validation.Overall == nil {
 		return nil, fmt.Errorf("model card report: no figures for the chosen family %q", rep.Chosen)
 	}
-	// The registry of promotions comes with step 7; until then the
-	// serving version is the one bundled with the release.
-	c.VersionHistory = []cardVersion{{Version: m.Version, Created: m.Created, Stage: "production", PromotedBy: "bundled with the release (no promotion recorded)"}}
+	// The registry's history: every change of stage, with who and when.
+	if s.Registry != nil && s.Store != nil {
+		hist, err := s.Store.Promotions(ctx, m.Name)
+		if err != nil {
+			return nil, fmt.Errorf("model card history: %w", err)
+		}
+		for _, p := range hist {
+			c.VersionHistory = append(c.VersionHistory, cardVersion{Version: p.Version, Created: p.Time.UTC().Format(time.RFC3339),
+				Stage: p.To, PromotedBy: p.Actor + ": " + p.Reason})
+		}
+	}
+	if len(c.VersionHistory) == 0 {
+		c.VersionHistory = []cardVersion{{Version: m.Version, Created: m.Created, Stage: "production", PromotedBy: "bundled with the release (no promotion recorded)"}}
+	}
 	return &c, nil
 }
 
