@@ -110,6 +110,11 @@ func TestPromotionAndRollbackUnderLoad(t *testing.T) {
 		answered.Store(0)
 	}
 	step("/api/v1/models/triage/versions/2/promote", `{"stage": "shadow", "reason": "watch it"}`, `"stage":"shadow"`)
+	_, _, versions := do(t, "GET", base+"/api/v1/models/triage", "", "")
+	_, _, metrics := do(t, "GET", base+"/metrics", "", "")
+	if !strings.Contains(string(versions), `"shadow":{"version":"2"`) || !strings.Contains(string(metrics), `medserve_shadow_comparisons_total{result="compared"}`) {
+		t.Errorf("the shadow's comparisons are not in the model status and the metrics:\n%.300s", versions)
+	}
 	step("/api/v1/models/triage/versions/2/promote", `{"stage": "canary", "percent": 50, "reason": "half the traffic"}`, `"stage":"canary"`)
 	step("/api/v1/models/triage/versions/2/promote", `{"stage": "production", "reason": "new candidate"}`, `"version":"2"`)
 	step("/api/v1/models/triage/rollback", `{"reason": "drill"}`, `"version":"1"`)

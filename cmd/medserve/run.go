@@ -39,6 +39,7 @@ Usage:
   medserve differential [--json] TEXT  ranked DDXPlus conditions for a clinical text
   medserve triage [flags] TEXT         triage acuity for a complaint (see -h); --jsonl for API request lines
   medserve train triage               cross-validate the model families, write models/triage/<version>/
+  medserve models list|history|promote|retire|rollback   the model registry (gated, recorded; servers follow)
   medserve optimize --model triage [--version N] --methods int8,prune,distill [--json]   judged int8/pruned/distilled candidates
   medserve eval triage [--data PATH]  cross-validated triage report, nurse side by side
   medserve eval triage --model DIR --test PATH   score a saved model on rows it never saw
@@ -88,6 +89,8 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 		return cmdTriage(ctx, e)
 	case "train":
 		return cmdTrain(ctx, e)
+	case "models":
+		return cmdModels(ctx, e)
 	case "optimize":
 		return cmdOptimize(ctx, e)
 	case "bench":

@@ -193,6 +193,24 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 		// restored is reported, not fatal.
 		fmt.Fprintf(e.stderr, "medserve: canary/shadow not restored: %v\n", err)
 	}
+	// Other replicas (and `medserve models`) change stages in the store;
+	// follow them.
+	rctx, stopReconcile := context.WithCancel(ctx)
+	defer stopReconcile()
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+				if err := reg.Reconcile(rctx); err != nil && rctx.Err() == nil {
+					fmt.Fprintf(e.stderr, "medserve: model registry: %v\n", err)
+				}
+			}
+		}
+	}()
 	gw, err := buildGateway(ctx, e, c, st)
 	if err != nil {
 		return err

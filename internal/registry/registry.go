@@ -74,6 +74,7 @@ type Registry struct {
 	swapper Swapper
 	// The canary and shadow versions, with what retires each.
 	canary, shadow             string
+	canaryPercent              int
 	canaryRetire, shadowRetire func()
 }
 
@@ -248,9 +249,10 @@ func (r *Registry) Promote(ctx context.Context, version, stage string, percent i
 // of requests) or the shadow (scoring beside production, never answering).
 // The caller holds r.mu.
 func (r *Registry) setVariant(ctx context.Context, version, stage string, percent int, actor, reason string) error {
-	if r.swapper == nil {
-		return fmt.Errorf("%w: %s (no pipeline attached)", ErrUnsupported, stage)
-	}
+	return r.serveVariant(ctx, version, stage, percent, actor, reason, true)
+}
+
+func (r *Registry) serveVariant(ctx context.Context, version, stage string, percent int, actor, reason string, record bool) error {
 	if r.serving != nil && version == r.serving.Manifest.Version {
 		return fmt.Errorf("registry: %s/%s is in production already", r.name, version)
 	}
@@ -262,9 +264,17 @@ func (r *Registry) setVariant(ctx context.Context, version, stage string, percen
 	if err != nil {
 		return fmt.Errorf("registry: start %s/%s (nothing changed): %w", r.name, version, err)
 	}
-	if err := r.st.SetStage(ctx, r.name, version, stage, percent, actor, reason, time.Now()); err != nil {
+	if record {
+		if err := r.st.SetStage(ctx, r.name, version, stage, percent, actor, reason, time.Now()); err != nil {
+			retire()
+			return err
+		}
+	}
+	if r.swapper == nil {
+		// No pipeline here (the command line): the store holds the change
+		// and the servers follow it when they reconcile.
 		retire()
-		return err
+		return nil
 	}
 	as := triage.NewAssessor(r.feat, art)
 	if stage == StageCanary {
@@ -272,7 +282,7 @@ func (r *Registry) setVariant(ctx context.Context, version, stage string, percen
 			r.clearVariant(version)
 		}
 		r.swapper.SetCanary(as, pr, percent, r.canaryRetire)
-		r.canary, r.canaryRetire = version, retire
+		r.canary, r.canaryRetire, r.canaryPercent = version, retire, percent
 	} else {
 		if r.canary == version {
 			r.clearVariant(version)
@@ -299,28 +309,59 @@ func (r *Registry) clearVariant(version string) {
 }
 
 // Resume restores the canary and shadow the store records (after a
-// restart, or on another replica).
-func (r *Registry) Resume(ctx context.Context) error {
+// restart): the first Reconcile.
+func (r *Registry) Resume(ctx context.Context) error { return r.Reconcile(ctx) }
+
+// Reconcile makes this replica serve what the store says, since another
+// replica or `medserve models` may have changed the stages: run it
+// periodically (SPEC section 12: the stages live in the store).
+func (r *Registry) Reconcile(ctx context.Context) error {
 	recs, err := r.st.Models(ctx, r.name)
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	var prod, canary, shadow string
+	percent := 0
 	for _, m := range recs {
-		if m.Stage != StageCanary && m.Stage != StageShadow {
-			continue
-		}
-		if err := r.setVariant(ctx, m.Version, m.Stage, m.Percent, "system", "resumed at start"); err != nil {
-			return err
+		switch m.Stage {
+		case StageProduction:
+			prod = m.Version
+		case StageCanary:
+			canary, percent = m.Version, m.Percent
+		case StageShadow:
+			shadow = m.Version
 		}
 	}
-	return nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	if prod != "" && (r.serving == nil || r.serving.Manifest.Version != prod) {
+		errs = append(errs, r.serveProduction(ctx, prod, "", "", false))
+	}
+	switch {
+	case canary == "" && r.canary != "":
+		r.clearVariant(r.canary)
+	case canary != "" && (canary != r.canary || percent != r.canaryPercent):
+		errs = append(errs, r.serveVariant(ctx, canary, StageCanary, percent, "", "", false))
+	}
+	switch {
+	case shadow == "" && r.shadow != "":
+		r.clearVariant(r.shadow)
+	case shadow != "" && shadow != r.shadow:
+		errs = append(errs, r.serveVariant(ctx, shadow, StageShadow, 0, "", "", false))
+	}
+	return errors.Join(errs...)
 }
 
 // swapTo loads version, records it as production and swaps it in. The
 // caller holds r.mu.
 func (r *Registry) swapTo(ctx context.Context, version, actor, reason string) error {
+	return r.serveProduction(ctx, version, actor, reason, true)
+}
+
+// serveProduction loads version and swaps it in; record says whether this
+// is a change to store (false: following a change the store already holds).
+func (r *Registry) serveProduction(ctx context.Context, version, actor, reason string, record bool) error {
 	art, err := triage.LoadArtifact(filepath.Join(r.dir, version), r.feat.Spec())
 	if err != nil {
 		return fmt.Errorf("registry: load %s/%s (serving version unchanged): %w", r.name, version, err)
@@ -329,9 +370,11 @@ func (r *Registry) swapTo(ctx context.Context, version, actor, reason string) er
 	if err != nil {
 		return fmt.Errorf("registry: start %s/%s (serving version unchanged): %w", r.name, version, err)
 	}
-	if err := r.st.SetStage(ctx, r.name, version, StageProduction, 0, actor, reason, time.Now()); err != nil {
-		retire()
-		return err
+	if record {
+		if err := r.st.SetStage(ctx, r.name, version, StageProduction, 0, actor, reason, time.Now()); err != nil {
+			retire()
+			return err
+		}
 	}
 	r.clearVariant(version) // a canary or shadow promoted to production serves all traffic now
 	if r.swapper != nil {

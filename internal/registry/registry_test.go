@@ -215,3 +215,50 @@ func TestOptimisedCandidateNeverServesByDefault(t *testing.T) {
 		t.Fatalf("first start serves %v, %v; want the trained version 1, not the candidate 2", art, err)
 	}
 }
+
+// TestReconcileFollowsAnotherReplica: what one replica changes in the
+// store, another serves after Reconcile.
+func TestReconcileFollowsAnotherReplica(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(root, "medserve.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := filepath.Join(root, "triage")
+	for _, v := range []string{"1", "2", "3"} {
+		version(t, dir, v, true)
+	}
+	mk := func() (*Registry, *swaps) {
+		r := New(st, dir, "triage", featurizer(t), func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
+			return pipeline.DirectPredictor{Model: a.Model}, func() {}, nil
+		})
+		if _, err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sw := &swaps{}
+		r.Attach(sw, nil)
+		return r, sw
+	}
+	a, _ := mk()
+	b, swB := mk()
+	if err := a.Promote(ctx, "2", StageCanary, 20, "admin", "try"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Promote(ctx, "1", StageShadow, 0, "admin", "watch"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reconcile(ctx); err != nil || swB.canary != "2" || swB.percent != 20 || swB.shadow != "1" {
+		t.Fatalf("replica b after reconcile: %v, canary %q at %d, shadow %q", err, swB.canary, swB.percent, swB.shadow)
+	}
+	if err := a.Promote(ctx, "2", StageProduction, 0, "admin", "go"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reconcile(ctx); err != nil || b.Serving().Manifest.Version != "2" || swB.canary != "" || strings.Join(swB.to, ",") != "2" {
+		t.Fatalf("replica b after production change: %v, serving %s, canary %q, swaps %v", err, b.Serving().Manifest.Version, swB.canary, swB.to)
+	}
+	if err := b.Reconcile(ctx); err != nil || len(swB.to) != 1 {
+		t.Fatalf("a second reconcile with nothing changed swapped again: %v %v", err, swB.to)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"medserve/internal/batcher"
+	"medserve/internal/pipeline"
 )
 
 // Metrics are the server's Prometheus metrics, on a registry of their own
@@ -154,3 +155,31 @@ func (o recorderObserver) Flushed(entries, events int, d time.Duration) {
 }
 func (o recorderObserver) FlushFailed()          { o.m.auditFailures.Inc() }
 func (o recorderObserver) Backlog(entries int64) { o.m.auditBacklog.Set(float64(entries)) }
+
+// shadowFrom exports the pipeline's shadow comparisons. The counters are
+// read at scrape time; a registry shared by several servers (tests) keeps
+// the first pipeline's.
+func (m *Metrics) shadowFrom(p *pipeline.Pipeline) {
+	if p == nil {
+		return
+	}
+	stat := func(f func(pipeline.ShadowStats) int64) func() float64 {
+		return func() float64 {
+			st, _ := p.Shadow()
+			return float64(f(st))
+		}
+	}
+	for _, c := range []struct {
+		result string
+		f      func(pipeline.ShadowStats) int64
+	}{
+		{"compared", func(s pipeline.ShadowStats) int64 { return s.Compared }},
+		{"agreed", func(s pipeline.ShadowStats) int64 { return s.Agreed }},
+		{"would_under_triage", func(s pipeline.ShadowStats) int64 { return s.UnderTriage }},
+		{"skipped", func(s pipeline.ShadowStats) int64 { return s.Skipped }},
+	} {
+		_ = m.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "medserve_shadow_comparisons_total",
+			Help: "The shadow version's comparisons with production, by result (since the shadow was set).", ConstLabels: prometheus.Labels{"result": c.result}},
+			stat(c.f)))
+	}
+}

@@ -61,6 +61,7 @@ func NewServer(d Deps) http.Handler {
 		d.Gateway.MetricsNets = gateway.DefaultMetricsNetworks()
 	}
 	s := &Server{Deps: d, metrics: d.Metrics, inflight: gateway.InFlight(d.Gateway.MaxInFlight)}
+	s.metrics.shadowFrom(d.Pipeline)
 	mux := http.NewServeMux()
 	s.routes(mux)
 	// Around every route: the in-flight cap first (cheapest refusal),
