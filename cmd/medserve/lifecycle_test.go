@@ -122,6 +122,10 @@ func TestPromotionAndRollbackUnderLoad(t *testing.T) {
 	for answered.Load() < 50 {
 		time.Sleep(time.Millisecond)
 	}
+	_, _, events := do(t, "GET", base+"/api/v1/audit?action=model.promote", "", "")
+	if !strings.Contains(string(events), "triage/2 to canary at 50 %: half the traffic") {
+		t.Errorf("a promotion's audit event must say who and why: %.400s", events)
+	}
 	close(done)
 	wg.Wait()
 	if err := stop(); err != nil {

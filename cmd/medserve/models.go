@@ -5,16 +5,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 
+	"medserve/internal/audit"
 	"medserve/internal/pipeline"
 	"medserve/internal/registry"
 	"medserve/internal/triage"
 )
 
 const modelsUsage = `usage: medserve models list|history [--model triage]
+       medserve models show VERSION        manifest, validation report (and optimisation report)
        medserve models promote VERSION --stage production|canary|shadow [--percent N] --reason WHY
        medserve models retire VERSION --reason WHY
        medserve models rollback --reason WHY
@@ -31,7 +35,7 @@ func cmdModels(ctx context.Context, e env) error {
 	verb := e.args[0]
 	e.args = e.args[1:]
 	version := ""
-	if (verb == "promote" || verb == "retire") && len(e.args) > 0 && e.args[0] != "" && e.args[0][0] != '-' {
+	if (verb == "promote" || verb == "retire" || verb == "show") && len(e.args) > 0 && e.args[0] != "" && e.args[0][0] != '-' {
 		version, e.args = e.args[0], e.args[1:]
 	}
 	fset := flag.NewFlagSet("models "+verb, flag.ContinueOnError)
@@ -81,6 +85,23 @@ func cmdModels(ctx context.Context, e env) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Time.Format("2006-01-02 15:04:05"), p.Version, p.From, p.To, p.Percent, p.Actor, p.Reason)
 		}
 		return tw.Flush()
+	case "show":
+		if version == "" {
+			fmt.Fprintln(e.stderr, modelsUsage)
+			return errUsage
+		}
+		dir := filepath.Join(*models, *name, version)
+		for _, f := range []string{"manifest.json", "report.md", "optimize.json"} {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			if errors.Is(err, fs.ErrNotExist) && f == "optimize.json" {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "==> %s\n%s\n", filepath.Join(dir, f), b)
+		}
+		return nil
 	case "promote", "retire", "rollback":
 	default:
 		fmt.Fprintln(e.stderr, modelsUsage)
@@ -94,14 +115,25 @@ func cmdModels(ctx context.Context, e env) error {
 		return err
 	}
 	actor := "cli:" + e.getenv("USER")
+	// Every change is an audit event with who and why, appended to the
+	// same chain the servers write (the store serialises appenders).
+	audited := func(action, resource, why string) error {
+		_, err := audit.NewChain(db, nil).Append(ctx, audit.Event{Actor: actor, Role: "admin", Action: action, Resource: resource,
+			Outcome: audit.OutcomeOK, Reason: why})
+		return err
+	}
 	switch verb {
 	case "rollback":
+		from := ""
+		if a := reg.Serving(); a != nil {
+			from = a.Manifest.Version
+		}
 		to, err := reg.Rollback(ctx, actor, *reason)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "%s: production is now version %s\n", *name, to)
-		return nil
+		return audited("model.rollback", *name, "rollback from "+from+" to "+to+": "+*reason)
 	case "retire":
 		*stage = registry.StageRetired
 	}
@@ -114,7 +146,7 @@ func cmdModels(ctx context.Context, e env) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s/%s is now %s%s\n", *name, version, *stage, percentNote(*stage, *percent))
-	return nil
+	return audited("model.promote", *name+"/"+version, *stage+percentNote(*stage, *percent)+": "+*reason)
 }
 
 func percentNote(stage string, p int) string {

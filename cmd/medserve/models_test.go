@@ -36,6 +36,12 @@ func TestModelsCommand(t *testing.T) {
 	if out, err := runM("rollback", "--reason", "drill"); err != nil || !strings.Contains(out, "version 3") {
 		t.Fatalf("rollback: %v %s", err, out)
 	}
+	if out, err := runM("show", "1"); err != nil || !strings.Contains(out, "report.md") || !strings.Contains(out, "Triage validation report") {
+		t.Fatalf("show: %v\n%.300s", err, out)
+	}
+	if out, err := verifyCmd(t, testEnv(nil), "--data-dir", dataDir); err != nil || !strings.Contains(out, " 3 events") {
+		t.Fatalf("the three changes must be audit events in a chain that verifies: %v\n%s", err, out)
+	}
 	out, err := runM("history")
 	if err != nil || !strings.Contains(out, "cli:dr-ops") || !strings.Contains(out, "rollback: drill") || !strings.Contains(out, "a quarter") {
 		t.Fatalf("history: %v\n%s", err, out)

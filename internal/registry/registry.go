@@ -95,6 +95,38 @@ func validated(m triage.Manifest) (bool, []string) {
 	return true, nil
 }
 
+// optimisedVerdict checks an optimised variant's own report (optimize.json):
+// besides the gate it must keep ≥ 98 % of its parent's accuracy and agree
+// with it on ≥ 95 % of held-out cases (SPEC section 7). Versions without
+// the file are trained models and pass.
+func (r *Registry) optimisedVerdict(version string) (bool, []string) {
+	b, err := os.ReadFile(filepath.Join(r.dir, version, "optimize.json"))
+	if err != nil {
+		return true, nil
+	}
+	var p struct {
+		Report struct {
+			Retention float64 `json:"accuracy_retention"`
+			Agreement float64 `json:"agreement"`
+			Passed    bool    `json:"passed"`
+		} `json:"report"`
+	}
+	if json.Unmarshal(b, &p) != nil {
+		return false, []string{"unreadable optimize.json"}
+	}
+	var failed []string
+	if p.Report.Retention < 0.98 {
+		failed = append(failed, fmt.Sprintf("accuracy_retention %.3f < 0.98", p.Report.Retention))
+	}
+	if p.Report.Agreement < 0.95 {
+		failed = append(failed, fmt.Sprintf("agreement %.3f < 0.95", p.Report.Agreement))
+	}
+	if !p.Report.Passed && len(failed) == 0 {
+		failed = append(failed, "optimisation report not passed")
+	}
+	return len(failed) == 0, failed
+}
+
 // versions are the version directories on disk, ordered by number.
 func (r *Registry) versions() ([]string, error) {
 	entries, err := os.ReadDir(r.dir)
@@ -227,6 +259,9 @@ func (r *Registry) Promote(ctx context.Context, version, stage string, percent i
 	switch stage {
 	case StageProduction, StageCanary:
 		if ok, failed := validated(m); !ok {
+			return &GateError{Failed: failed}
+		}
+		if ok, failed := r.optimisedVerdict(version); !ok {
 			return &GateError{Failed: failed}
 		}
 	case StageShadow, StageRetired, StageCandidate:

@@ -262,3 +262,34 @@ func TestReconcileFollowsAnotherReplica(t *testing.T) {
 		t.Fatalf("a second reconcile with nothing changed swapped again: %v %v", err, swB.to)
 	}
 }
+
+// TestOptimisedVariantNeedsRetentionAndAgreement: an optimised variant
+// passing the gate is still refused below 98 % retention or 95 % agreement.
+func TestOptimisedVariantNeedsRetentionAndAgreement(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(root, "medserve.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := filepath.Join(root, "triage")
+	version(t, dir, "1", true)
+	version(t, dir, "2", true)
+	version(t, dir, "3", true)
+	os.WriteFile(filepath.Join(dir, "2", "optimize.json"), []byte(`{"report": {"accuracy_retention": 0.97, "agreement": 0.99, "passed": false}}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "3", "optimize.json"), []byte(`{"report": {"accuracy_retention": 0.995, "agreement": 0.98, "passed": true}}`), 0o644)
+	r := New(st, dir, "triage", featurizer(t), func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
+		return pipeline.DirectPredictor{Model: a.Model}, func() {}, nil
+	})
+	if _, err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var gerr *GateError
+	if err := r.Promote(ctx, "2", StageProduction, 0, "admin", "smaller"); !errors.As(err, &gerr) || !strings.Contains(err.Error(), "accuracy_retention 0.970") {
+		t.Fatalf("retention 0.97 must be refused and named: %v", err)
+	}
+	if err := r.Promote(ctx, "3", StageProduction, 0, "admin", "smaller"); err != nil {
+		t.Fatalf("a passing optimised variant is refused: %v", err)
+	}
+}

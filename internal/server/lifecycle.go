@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -78,6 +79,7 @@ func (s *Server) handlePromote() http.Handler {
 			return
 		}
 		version := r.PathValue("version")
+		noteReason(r.Context(), fmt.Sprintf("%s/%s to %s%s: %s", r.PathValue("name"), version, req.Stage, percentText(req), req.Reason))
 		err := s.Registry.Promote(r.Context(), version, req.Stage, req.Percent, actorOf(r), req.Reason)
 		var gerr *registry.GateError
 		switch {
@@ -112,6 +114,7 @@ func (s *Server) handleRollback() http.Handler {
 			return
 		}
 		from := s.artifact().Manifest.Version
+		noteReason(r.Context(), "rollback from "+from+": "+req.Reason)
 		to, err := s.Registry.Rollback(r.Context(), actorOf(r), req.Reason)
 		switch {
 		case err == nil:
@@ -122,4 +125,11 @@ func (s *Server) handleRollback() http.Handler {
 			writeProblem(w, r, http.StatusServiceUnavailable, "the rollback could not be made; the serving version is unchanged")
 		}
 	})
+}
+
+func percentText(req promoteRequest) string {
+	if req.Stage != registry.StageCanary {
+		return ""
+	}
+	return fmt.Sprintf(" at %d %%", req.Percent)
 }

@@ -34,6 +34,7 @@ type auditNote struct {
 	reqID   string
 	actor   string // the authenticated caller; "" = anonymous
 	role    string
+	reason  string // why, when the caller gave one (a model change)
 }
 
 type noteKey struct{}
@@ -115,7 +116,7 @@ func (s *Server) audited(action string, h http.Handler) http.Handler {
 			}
 		} else {
 			ev := base
-			ev.Patient, ev.RequestID = note.patient, note.reqID
+			ev.Patient, ev.RequestID, ev.Reason = note.patient, note.reqID, note.reason
 			if ev.RequestID == "" {
 				ev.RequestID = newID()
 			}
@@ -226,6 +227,15 @@ func (s *Server) noteAnswer(ctx context.Context, action string, req *pipeline.Re
 	defer note.mu.Unlock()
 	note.queries = append(note.queries, q)
 	note.events = append(note.events, audit.Event{Action: action, Patient: q.PatientPseudonym, RequestID: q.RequestID})
+}
+
+// noteReason records why the caller made a change, for its audit event.
+func noteReason(ctx context.Context, why string) {
+	if note := noteFrom(ctx); note != nil {
+		note.mu.Lock()
+		note.reason = why
+		note.mu.Unlock()
+	}
 }
 
 // notePatient names the patient and request an audited request concerned.
