@@ -5,51 +5,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"medserve/internal/registry/registrytest"
 )
 
 // copyModelVersion copies the bundled model to dir/triage/v with the
-// manifest's version and gate verdict set (the other files keep their
-// checksums, so the copy loads).
+// given verdict.
 func copyModelVersion(t *testing.T, dir, v string, pass bool) {
 	t.Helper()
-	src := filepath.Join(bundledModels, "triage", "1")
-	dst := filepath.Join(dir, "triage", v)
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Name() == "manifest.json" {
-			var m map[string]any
-			if err := json.Unmarshal(b, &m); err != nil {
-				t.Fatal(err)
-			}
-			m["version"] = v
-			g := m["gate"].(map[string]any)
-			g["pass"] = pass
-			if pass {
-				g["failed"] = []string{}
-			}
-			b, _ = json.Marshal(m)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	registrytest.CopyVersion(t, filepath.Join(bundledModels, "triage", "1"), filepath.Join(dir, "triage"), v, pass)
 }
 
 // TestPromotionAndRollbackUnderLoad takes a new version through shadow,

@@ -3,7 +3,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"medserve"
 	"medserve/internal/pipeline"
+	"medserve/internal/registry/registrytest"
 	"medserve/internal/store/sqlite"
 	"medserve/internal/text"
 	"medserve/internal/triage"
@@ -33,34 +33,11 @@ func featurizer(t *testing.T) *triage.Featurizer {
 	return triage.NewFeaturizer(eng, rules)
 }
 
-// version copies the bundled model into dir/<v>, with its manifest's
-// version and gate verdict set as given (the files keep their checksums).
+// version copies the bundled model into dir/<v> with the given verdict.
 func version(t *testing.T, dir, v string, pass bool) {
 	t.Helper()
 	src, _ := filepath.Abs("../../models/triage/1")
-	dst := filepath.Join(dir, v)
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, _ := os.ReadDir(src)
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Name() == "manifest.json" {
-			var m map[string]any
-			json.Unmarshal(b, &m)
-			m["version"] = v
-			g := m["gate"].(map[string]any)
-			g["pass"] = pass
-			if pass {
-				g["failed"] = []string{}
-			}
-			b, _ = json.Marshal(m)
-		}
-		os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
-	}
+	registrytest.CopyVersion(t, src, dir, v, pass)
 }
 
 type swaps struct {

@@ -35,6 +35,7 @@ import (
 	"medserve/internal/ratelimit"
 	"medserve/internal/record"
 	"medserve/internal/registry"
+	"medserve/internal/registry/registrytest"
 	"medserve/internal/spool"
 	"medserve/internal/store/sqlite"
 	"medserve/internal/text"
@@ -777,36 +778,9 @@ func lifecycleServer(t *testing.T) *httptest.Server {
 	return httptest.NewServer(NewServer(deps))
 }
 
-// copyVersion copies models/triage/1 to dir/v with the manifest's version
-// and gate verdict set (the other files keep their checksums).
+// copyVersion copies models/triage/1 to dir/v with the given verdict.
 func copyVersion(t *testing.T, dir, v string, pass bool) {
 	t.Helper()
 	src, _ := filepath.Abs("../../models/triage/1")
-	dst := filepath.Join(dir, v)
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, _ := os.ReadDir(src)
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Name() == "manifest.json" {
-			var m map[string]any
-			if err := json.Unmarshal(b, &m); err != nil {
-				t.Fatal(err)
-			}
-			m["version"] = v
-			g := m["gate"].(map[string]any)
-			g["pass"] = pass
-			if pass {
-				g["failed"] = []string{}
-			}
-			b, _ = json.Marshal(m)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	registrytest.CopyVersion(t, src, dir, v, pass)
 }
