@@ -351,6 +351,10 @@ func (r *Registry) Resume(ctx context.Context) error { return r.Reconcile(ctx) }
 // replica or `medserve models` may have changed the stages: run it
 // periodically (SPEC section 12: the stages live in the store).
 func (r *Registry) Reconcile(ctx context.Context) error {
+	// Read under the lock: a read taken before a promotion on this replica
+	// committed would otherwise undo it.
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	recs, err := r.st.Models(ctx, r.name)
 	if err != nil {
 		return err
@@ -367,8 +371,6 @@ func (r *Registry) Reconcile(ctx context.Context) error {
 			shadow = m.Version
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var errs []error
 	if prod != "" && (r.serving == nil || r.serving.Manifest.Version != prod) {
 		errs = append(errs, r.serveProduction(ctx, prod, "", "", false))

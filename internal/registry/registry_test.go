@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"medserve"
 	"medserve/internal/pipeline"
@@ -268,5 +269,57 @@ func TestOptimisedVariantNeedsRetentionAndAgreement(t *testing.T) {
 	}
 	if err := r.Promote(ctx, "3", StageProduction, 0, "admin", "smaller"); err != nil {
 		t.Fatalf("a passing optimised variant is refused: %v", err)
+	}
+}
+
+// TestReconcileNeverUndoesAPromotion races Reconcile against promotions on
+// the same replica: the version promoted last must be the one serving.
+func TestReconcileNeverUndoesAPromotion(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(root, "medserve.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := filepath.Join(root, "triage")
+	version(t, dir, "1", true)
+	version(t, dir, "2", true)
+	r := New(st, dir, "triage", featurizer(t), func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
+		return pipeline.DirectPredictor{Model: a.Model}, func() {}, nil
+	})
+	if _, err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Attach(&swaps{}, nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				r.Reconcile(ctx)
+			}
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		v := []string{"1", "2"}[i%2]
+		if err := r.Promote(ctx, v, StageProduction, 0, "admin", "flip"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Millisecond) // let a reconcile that read before the promotion finish
+		if got := r.Serving().Manifest.Version; got != v {
+			close(stop)
+			<-done
+			t.Fatalf("promotion %d: serving %s right after promoting %s", i, got, v)
+		}
+	}
+	close(stop)
+	<-done
+	if err := r.Reconcile(ctx); err != nil || r.Serving().Manifest.Version != "2" {
+		t.Fatalf("after the last promotion (2) and a reconcile: serving %s, %v", r.Serving().Manifest.Version, err)
 	}
 }
