@@ -380,6 +380,15 @@ func TestNoPHILeaks(t *testing.T) {
 					}
 				}
 			}
+			// Feedback whose free-text comment names the patient.
+			_, _, ans := post(t, base+"/api/v1/inference", query)
+			var answered struct {
+				RequestID string `json:"request_id"`
+			}
+			json.Unmarshal(ans, &answered)
+			if code, _, body := post(t, base+"/api/v1/feedback", fmt.Sprintf(`{"request_id": %q, "true_acuity": 2, "comment": "%s %s improved"}`, answered.RequestID, planted, word)); code != http.StatusOK {
+				t.Fatalf("feedback: %d %s", code, body)
+			}
 			// The history holds the words in clear for the clinician, which
 			// shows the data was stored (sealed), so finding nothing below
 			// is not for want of data.

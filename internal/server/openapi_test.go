@@ -314,7 +314,26 @@ func TestOpenAPIRealResponses(t *testing.T) {
 	}
 	infer := func(inputs ...any) []byte { return jsonBody(map[string]any{"id": "r-1", "inputs": inputs}) }
 
+	// An answered request to give feedback on.
+	resp, err := http.Post(ts.URL+"/api/v1/inference", "application/json", strings.NewReader(`{"query":"headache"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answered struct {
+		RequestID string `json:"request_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answered); err != nil || answered.RequestID == "" {
+		t.Fatalf("inference for the feedback case: %v", err)
+	}
+	resp.Body.Close()
+	feedback := `{"request_id":"` + answered.RequestID + `","true_acuity":2,"confirmed_diagnosis":"R51","disposition":"discharged","treatment_effectiveness":0.8,"comment":"resolved with rest"}`
+
 	cases := []apiCase{
+		{"feedback", "POST", "/api/v1/feedback", []byte(feedback), 200, true, ""},
+		{"feedback again (replaces)", "POST", "/api/v1/feedback", []byte(feedback), 200, true, ""},
+		{"feedback unknown request", "POST", "/api/v1/feedback", []byte(`{"request_id":"nope","true_acuity":2}`), 404, true, ""},
+		{"feedback bad acuity", "POST", "/api/v1/feedback", []byte(`{"request_id":"x","true_acuity":7,"disposition":"home"}`), 400, false, ""},
+		{"feedback too large", "POST", "/api/v1/feedback", []byte(`{"request_id":"x","true_acuity":2,"comment":"` + strings.Repeat("a", maxBody) + `"}`), 413, false, ""},
 		{"inference spec example", "POST", "/api/v1/inference", jsonBody(specExample), 200, true, ""},
 		{"inference minimal", "POST", "/api/v1/inference", []byte(`{"query":"headache"}`), 200, true, ""},
 		{"inference second reader", "POST", "/api/v1/inference", jsonBody(secondReader), 200, true, ""},
@@ -411,6 +430,7 @@ func TestOpenAPIRealResponses(t *testing.T) {
 		{"history store down", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"MRN-0042"}`), 503, true, ""},
 		{"audit store down", "GET", "/api/v1/audit", nil, 503, true, ""},
 		{"audit search store down", "POST", "/api/v1/audit/search", []byte(`{}`), 503, true, ""},
+		{"feedback store down", "POST", "/api/v1/feedback", []byte(`{"request_id":"x","true_acuity":2}`), 503, true, ""},
 		{"promote store down", "POST", "/api/v1/models/triage/versions/1/promote", []byte(`{"stage":"production","reason":"x"}`), 503, true, ""},
 		{"rollback store down", "POST", "/api/v1/models/triage/rollback", []byte(`{"reason":"x"}`), 503, true, ""},
 	}

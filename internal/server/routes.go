@@ -43,6 +43,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	api("POST /api/v1/analyze", "/api/v1/analyze", zoneInference, "analyze", rolesInference, timeoutInference, s.handleAnalyze())
 	api("POST /api/v1/interactions", "/api/v1/interactions", zoneInference, "interactions", rolesInference, timeoutInference, s.handleInteractions())
 	api("POST /api/v1/patients/history", "/api/v1/patients/history", zoneInference, "patient.history.read", rolesHistory, timeoutClinical, s.handleHistory())
+	api("POST /api/v1/feedback", "/api/v1/feedback", zoneInference, "feedback.write", rolesHistory, timeoutClinical, s.handleFeedback())
 	api("GET /api/v1/audit", "/api/v1/audit", zoneInference, "audit.read", rolesAudit, timeoutClinical, s.handleAuditGet())
 	api("POST /api/v1/audit/search", "/api/v1/audit/search", zoneInference, "audit.read", rolesAudit, timeoutClinical, s.handleAuditSearch())
 	api("GET /api/v1/models", "/api/v1/models", zoneInference, "", rolesAny, timeoutInference, s.handleModels())
