@@ -77,7 +77,7 @@ func fastBenchmarks(t *testing.T) {
 }
 
 func TestOptimizeCommand(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() && os.Getenv("CI") != "true" { // CI always runs it
 		t.Skip("cross-validates and benchmarks")
 	}
 	fastBenchmarks(t)

@@ -18,7 +18,7 @@ import (
 var synthSpec = triage.FeatureSpec{Version: 1, HashBits: 6, Dense: []string{"a", "b", "c", "d"}}
 
 func TestOptimizeRunAndSave(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() && os.Getenv("CI") != "true" { // CI always runs it
 		t.Skip("trains and benchmarks")
 	}
 	fastBench(t)
