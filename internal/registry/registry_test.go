@@ -41,6 +41,23 @@ func version(t *testing.T, dir, v string, pass bool) {
 	registrytest.CopyVersion(t, src, dir, v, pass)
 }
 
+// fixture is an empty SQLite store and the model directory for a registry.
+func fixture(t *testing.T) (context.Context, *sqlite.DB, string) {
+	t.Helper()
+	root := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(root, "medserve.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return context.Background(), st, filepath.Join(root, "triage")
+}
+
+// direct serves a loaded version in the caller's goroutine; nothing to retire.
+func direct(a *triage.Artifact) (pipeline.Predictor, func(), error) {
+	return pipeline.DirectPredictor{Model: a.Model}, func() {}, nil
+}
+
 type swaps struct {
 	to             []string
 	canary, shadow string
@@ -87,14 +104,7 @@ func (s *swaps) Swap(as *triage.Assessor, _ pipeline.Predictor, retire func()) <
 // swapped in; rollback returns to the previous validated version and a
 // second rollback finds none; every change is in the store's history.
 func TestPromoteAndRollback(t *testing.T) {
-	ctx := context.Background()
-	root := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(root, "medserve.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	dir := filepath.Join(root, "triage")
+	ctx, st, dir := fixture(t)
 	version(t, dir, "1", false)
 	version(t, dir, "2", true)
 	retired := map[string]int{}
@@ -174,20 +184,11 @@ func TestPromoteAndRollback(t *testing.T) {
 // TestOptimisedCandidateNeverServesByDefault: a first start ignores a
 // newer optimised variant (optimize.json) and serves the trained version.
 func TestOptimisedCandidateNeverServesByDefault(t *testing.T) {
-	ctx := context.Background()
-	root := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(root, "medserve.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	dir := filepath.Join(root, "triage")
+	ctx, st, dir := fixture(t)
 	version(t, dir, "1", true)
 	version(t, dir, "2", true)
 	os.WriteFile(filepath.Join(dir, "2", "optimize.json"), []byte(`{"method":"int8"}`), 0o644)
-	r := New(st, dir, "triage", featurizer(t), func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
-		return pipeline.DirectPredictor{Model: a.Model}, func() {}, nil
-	})
+	r := New(st, dir, "triage", featurizer(t), direct)
 	art, err := r.Start(ctx)
 	if err != nil || art.Manifest.Version != "1" {
 		t.Fatalf("first start serves %v, %v; want the trained version 1, not the candidate 2", art, err)
@@ -197,21 +198,12 @@ func TestOptimisedCandidateNeverServesByDefault(t *testing.T) {
 // TestReconcileFollowsAnotherReplica: what one replica changes in the
 // store, another serves after Reconcile.
 func TestReconcileFollowsAnotherReplica(t *testing.T) {
-	ctx := context.Background()
-	root := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(root, "medserve.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	dir := filepath.Join(root, "triage")
+	ctx, st, dir := fixture(t)
 	for _, v := range []string{"1", "2", "3"} {
 		version(t, dir, v, true)
 	}
 	mk := func() (*Registry, *swaps) {
-		r := New(st, dir, "triage", featurizer(t), func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
-			return pipeline.DirectPredictor{Model: a.Model}, func() {}, nil
-		})
+		r := New(st, dir, "triage", featurizer(t), direct)
 		if _, err := r.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -244,22 +236,13 @@ func TestReconcileFollowsAnotherReplica(t *testing.T) {
 // TestOptimisedVariantNeedsRetentionAndAgreement: an optimised variant
 // passing the gate is still refused below 98 % retention or 95 % agreement.
 func TestOptimisedVariantNeedsRetentionAndAgreement(t *testing.T) {
-	ctx := context.Background()
-	root := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(root, "medserve.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	dir := filepath.Join(root, "triage")
+	ctx, st, dir := fixture(t)
 	version(t, dir, "1", true)
 	version(t, dir, "2", true)
 	version(t, dir, "3", true)
 	os.WriteFile(filepath.Join(dir, "2", "optimize.json"), []byte(`{"report": {"accuracy_retention": 0.97, "agreement": 0.99, "passed": false}}`), 0o644)
 	os.WriteFile(filepath.Join(dir, "3", "optimize.json"), []byte(`{"report": {"accuracy_retention": 0.995, "agreement": 0.98, "passed": true}}`), 0o644)
-	r := New(st, dir, "triage", featurizer(t), func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
-		return pipeline.DirectPredictor{Model: a.Model}, func() {}, nil
-	})
+	r := New(st, dir, "triage", featurizer(t), direct)
 	if _, err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -275,19 +258,10 @@ func TestOptimisedVariantNeedsRetentionAndAgreement(t *testing.T) {
 // TestReconcileNeverUndoesAPromotion races Reconcile against promotions on
 // the same replica: the version promoted last must be the one serving.
 func TestReconcileNeverUndoesAPromotion(t *testing.T) {
-	ctx := context.Background()
-	root := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(root, "medserve.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	dir := filepath.Join(root, "triage")
+	ctx, st, dir := fixture(t)
 	version(t, dir, "1", true)
 	version(t, dir, "2", true)
-	r := New(st, dir, "triage", featurizer(t), func(a *triage.Artifact) (pipeline.Predictor, func(), error) {
-		return pipeline.DirectPredictor{Model: a.Model}, func() {}, nil
-	})
+	r := New(st, dir, "triage", featurizer(t), direct)
 	if _, err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
