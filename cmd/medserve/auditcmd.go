@@ -28,8 +28,7 @@ func cmdAudit(ctx context.Context, e env) error {
 	}
 	e.args = e.args[1:]
 	fset := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	dataDir := fset.String("data-dir", envOr(e.getenv, "MEDSERVE_DATA_DIR", "./medserve-data"), "state directory, as given to serve (env MEDSERVE_DATA_DIR)")
-	dbURL := fset.String("database-url", e.getenv("MEDSERVE_DATABASE_URL"), "PostgreSQL URL, as given to serve (env MEDSERVE_DATABASE_URL)")
+	dataDir, dbURL := storeFlags(fset, e)
 	extra := fset.String("checkpoints", "", "further checkpoint files, comma-separated (other replicas' copies, the webhook receiver's)")
 	pubs := fset.String("public-keys", e.getenv("MEDSERVE_AUDIT_PUBLIC_KEYS"), "verification keys of earlier signing keys, id:base64,... (env MEDSERVE_AUDIT_PUBLIC_KEYS)")
 	asJSON := fset.Bool("json", false, "print the report as JSON")

@@ -36,8 +36,7 @@ func openStore(ctx context.Context, databaseURL, dataDir string) (store.Store, s
 
 func cmdMigrate(ctx context.Context, e env) error {
 	fset := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	dataDir := fset.String("data-dir", envOr(e.getenv, "MEDSERVE_DATA_DIR", "./medserve-data"), "state directory holding medserve.db (env MEDSERVE_DATA_DIR)")
-	dbURL := fset.String("database-url", e.getenv("MEDSERVE_DATABASE_URL"), "PostgreSQL URL; empty = the embedded SQLite file (env MEDSERVE_DATABASE_URL)")
+	dataDir, dbURL := storeFlags(fset, e)
 	if err := parseFlags(fset, e); err != nil {
 		return err
 	}
