@@ -87,7 +87,7 @@ func (s *Server) limit(zone string, next http.Handler) http.Handler {
 			}
 			// A key whose stored limits do not parse gets the zone's
 			// default (For returns it with the error): never unlimited.
-			lim, _ := s.Gateway.Zones.For(zone, keyLimits)
+			lim := s.zoneLimit(zone, keyLimits)
 			d, err := s.Gateway.Limiter.Allow(r.Context(), zone+"|"+key, lim)
 			if err == nil {
 				ratelimit.SetHeaders(w.Header(), d)
@@ -140,4 +140,16 @@ func clientKey(ip netip.Addr) string {
 		return p.String()
 	}
 	return ip.String()
+}
+
+// zoneLimit is Zones.For, remembered: a key's limits string is parsed once,
+// not on every request (there are few distinct strings, one per key).
+func (s *Server) zoneLimit(zone, keyLimits string) ratelimit.Limit {
+	k := zone + "\x00" + keyLimits
+	if l, ok := s.limits.Load(k); ok {
+		return l.(ratelimit.Limit)
+	}
+	l, _ := s.Gateway.Zones.For(zone, keyLimits)
+	s.limits.Store(k, l)
+	return l
 }

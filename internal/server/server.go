@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"medserve/internal/clinical"
@@ -47,6 +48,7 @@ type Server struct {
 	Deps
 	metrics  *Metrics
 	inflight *gateway.InFlightLimit
+	limits   sync.Map // zone + key limits → ratelimit.Limit (guard.go)
 }
 
 // NewServer builds the HTTP handler.
