@@ -34,6 +34,7 @@ type serveConfig struct {
 	retentionDays                       int
 	viewsEvery, checkpointEvery         time.Duration
 	gw                                  gatewayConfig
+	mon                                 monitorConfig
 }
 
 // gatewayConfig is the security configuration from flags (SPEC section 8).
@@ -97,6 +98,7 @@ func cmdServe(ctx context.Context, e env) error {
 	fset.BoolVar(&g.behindTLSProxy, "behind-tls-proxy", false, "a TLS-terminating proxy is in front: send HSTS")
 	fset.IntVar(&g.maxInFlight, "max-in-flight", 4096, "requests served at once; beyond it 503 at once")
 	fset.DurationVar(&g.readHeaderTimeout, "read-header-timeout", 5*time.Second, "how long a client may take to send its request headers (slow-loris defence)")
+	monitorFlags(fset, e, &c.mon)
 	clinicalData := clinicalDataFlag(fset, e.getenv)
 	if err := parseFlags(fset, e); err != nil {
 		return err
@@ -170,8 +172,10 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 	}
 	var pc pipeline.Cache
 	var keyFn func(...string) string
-	if c.cacheMB > 0 {
-		l1 := cache.NewL1(int64(c.cacheMB)<<20, nil)
+	{
+		// The cache is built even with --cache-mb 0, so the alert engine
+		// can switch it on (response time critical); it starts off then.
+		l1 := cache.NewL1(int64(max(c.cacheMB, 64))<<20, nil)
 		l1.SetObserver(metrics.CacheObserver())
 		tiered := cache.NewTiered(l1, cache.ClinicalDecision, st.lower, cache.TieredOptions{Observer: metrics.CacheObserver()})
 		defer func() {
@@ -187,6 +191,7 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 		pc, keyFn = tiered, keyer.Key
 	}
 	pipe := pipeline.New(triage.NewAssessor(feat, art), k, pred, pc, keyFn, pipeline.Config{Deadline: c.deadline})
+	pipe.SetCaching(c.cacheMB > 0)
 	reg.Attach(pipe, retirePred)
 	if err := reg.Resume(ctx); err != nil {
 		// Production serves regardless: a canary or shadow that cannot be
@@ -215,8 +220,15 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	mctx, stopMonitoring := context.WithCancel(ctx)
+	defer stopMonitoring()
+	mon, err := startMonitoring(mctx, e, c, st, reg, pipe, fsys, eng, feat, metrics)
+	if err != nil {
+		return err
+	}
 	handler := server.NewServer(server.Deps{Pipeline: pipe, Text: eng, KB: k, Triage: art, Features: feat.Spec(), Metrics: metrics, Ready: ready, Version: version,
-		Recorder: st.recorder, Store: st.store, PHI: st.phi, QueryHash: keyer.Key, Gateway: gw, Registry: reg})
+		Recorder: st.recorder, Store: st.store, PHI: st.phi, QueryHash: keyer.Key, Gateway: gw, Registry: reg,
+		Monitor: mon.monitor, Observer: mon.collector, Modes: mon.modes})
 
 	rht := c.gw.readHeaderTimeout
 	if rht <= 0 {

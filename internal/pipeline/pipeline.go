@@ -56,8 +56,41 @@ type Pipeline struct {
 	kb       *kb.KB
 	cache    Cache
 	cacheKey func(parts ...string) string
-	cfg      Config
+	cacheOn  atomic.Bool
+	// oversight holds the reason while human-oversight mode is on: every
+	// answer then carries review_required.
+	oversight atomic.Pointer[string]
+	cfg       Config
 }
+
+// ReasonOversight prefixes the review reason every answer carries while
+// human-oversight mode is on.
+const ReasonOversight = "human oversight mode: "
+
+// SetOversight switches human-oversight mode on (a non-empty reason, shown
+// in every answer's review reasons) or off ("").
+func (p *Pipeline) SetOversight(reason string) {
+	if reason == "" {
+		p.oversight.Store(nil)
+		return
+	}
+	p.oversight.Store(&reason)
+}
+
+// Oversight is the reason human-oversight mode is on; "" when off.
+func (p *Pipeline) Oversight() string {
+	if r := p.oversight.Load(); r != nil {
+		return *r
+	}
+	return ""
+}
+
+// SetCaching switches the answer cache on or off; it has no effect on a
+// pipeline built without one.
+func (p *Pipeline) SetCaching(on bool) { p.cacheOn.Store(on && p.cache != nil && p.cacheKey != nil) }
+
+// Caching reports whether answers are cached.
+func (p *Pipeline) Caching() bool { return p.cacheOn.Load() }
 
 // serving is one model version as the pipeline answers with it. A request
 // takes the current one when it starts and keeps it to the end, so a swap
@@ -126,6 +159,7 @@ func New(as *triage.Assessor, k *kb.KB, p Predictor, cache Cache, cacheKey func(
 	}
 	pl := &Pipeline{kb: k, cache: cache, cacheKey: cacheKey, cfg: cfg}
 	pl.cur.Store(&serving{assessor: as, predict: p})
+	pl.SetCaching(true)
 	return pl
 }
 
@@ -182,7 +216,7 @@ func (p *Pipeline) infer(ctx context.Context, req *Request, topDiff int) (*Respo
 	sv := p.route(req)
 	defer sv.release()
 	resp := &Response{RequestID: newRequestID(), TimingMS: map[string]float64{}}
-	useCache := p.cache != nil && p.cacheKey != nil && (req.Options.UseCache == nil || *req.Options.UseCache)
+	useCache := p.cacheOn.Load() && (req.Options.UseCache == nil || *req.Options.UseCache)
 	if !useCache {
 		p.compute(ctx, sv, req, resp, topDiff)
 	} else {
@@ -227,6 +261,11 @@ func (p *Pipeline) infer(ctx context.Context, req *Request, topDiff int) (*Respo
 			prep = &pr
 		}
 		resp.Drivers = sv.assessor.Drivers(*prep)
+	}
+	if r := p.oversight.Load(); r != nil {
+		// After the cache: the mode is about now, not about the answer.
+		resp.ReviewRequired = true
+		resp.ReviewReasons = append(resp.ReviewReasons, ReasonOversight+*r)
 	}
 	resp.TimingMS["total"] = ms(time.Since(start))
 	if sv == p.cur.Load() {

@@ -157,6 +157,16 @@ func (r *Registry) manifest(version string) (triage.Manifest, string, error) {
 	return m, hex.EncodeToString(sum[:]), nil
 }
 
+// Manifest reads a version's manifest (its validation report) without
+// loading the model.
+func (r *Registry) Manifest(version string) (triage.Manifest, error) {
+	m, _, err := r.manifest(version)
+	if err != nil {
+		return m, fmt.Errorf("read manifest of %s/%s: %w", r.name, version, err)
+	}
+	return m, nil
+}
+
 // Sync registers every version on disk (new ones as candidates).
 func (r *Registry) Sync(ctx context.Context) ([]store.ModelRecord, error) {
 	vs, err := r.versions()
@@ -236,6 +246,30 @@ func (r *Registry) Serving() *triage.Artifact {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.serving
+}
+
+// ProductionVersion names the version answering now as answers name it
+// ("name/version"); "" before Start.
+func (r *Registry) ProductionVersion() string {
+	if a := r.Serving(); a != nil {
+		return a.Manifest.Name + "/" + a.Manifest.Version
+	}
+	return ""
+}
+
+// ServingVersions names every version answering patients now, production
+// first, then a canary ("name/version"); a shadow answers no one.
+func (r *Registry) ServingVersions() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	if r.serving != nil {
+		out = append(out, r.serving.Manifest.Name+"/"+r.serving.Manifest.Version)
+	}
+	if r.canary != "" {
+		out = append(out, r.name+"/"+r.canary)
+	}
+	return out
 }
 
 // Promote moves version to stage. Canary and production need a stored

@@ -35,7 +35,7 @@ type Metrics struct {
 // NewMetrics registers every metric, the Go runtime and process collectors.
 func NewMetrics() *Metrics {
 	r := prometheus.NewRegistry()
-	lat := []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+	lat := []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 2.5, 5, 10}
 	m := &Metrics{
 		Registry: r,
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "medserve_http_request_duration_seconds",

@@ -170,6 +170,7 @@ func (s *Server) handleV2Infer() http.Handler {
 					return
 				}
 				s.noteAnswer(r.Context(), "inference", &vr, out)
+				s.observe(&vr, out)
 				assessments[i] = string(mustJSON(out))
 				for k := 1; k <= 5; k++ {
 					probs = append(probs, float32(out.Probabilities[fmt.Sprint(k)]))

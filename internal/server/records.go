@@ -125,7 +125,13 @@ func (s *Server) audited(action string, h http.Handler) http.Handler {
 			}
 			e.Events = []audit.Event{ev}
 		}
-		if err := s.Recorder.Record(r.Context(), e); err != nil {
+		err := s.Recorder.Record(r.Context(), e)
+		if err == nil && s.Modes != nil && s.Modes.Compliance() {
+			// Compliance mode: the local spool is not enough, the event
+			// must be in the store before the answer leaves.
+			err = s.Recorder.Sync(r.Context())
+		}
+		if err != nil {
 			s.metrics.Failures.WithLabelValues("audit", "unrecorded").Inc()
 			for k := range w.Header() {
 				delete(w.Header(), k)

@@ -52,6 +52,14 @@ func (s *Server) routes(mux *http.ServeMux) {
 	api("POST /api/v1/models/{name}/rollback", "/api/v1/models/{name}/rollback", zoneInference, "model.rollback", rolesAdmin, timeoutClinical, s.handleRollback())
 	api("GET /api/v1/models/{name}/card", "/api/v1/models/{name}/card", zoneInference, "", rolesAny, timeoutInference, s.handleModelCard())
 
+	// Monitoring and alerts: figures and states, no PHI.
+	api("GET /api/v1/monitoring", "/api/v1/monitoring", zoneInference, "", rolesAny, timeoutClinical, s.handleMonitoring())
+	api("GET /api/v1/alerts", "/api/v1/alerts", zoneInference, "", rolesAny, timeoutClinical, s.handleAlerts())
+	api("GET /api/v1/incidents", "/api/v1/incidents", zoneInference, "", rolesAny, timeoutClinical, s.handleIncidents())
+	api("GET /api/v1/incidents/{id}", "/api/v1/incidents/{id}", zoneInference, "", rolesAny, timeoutClinical, s.handleIncident())
+	api("GET /api/v1/modes", "/api/v1/modes", zoneInference, "", rolesAny, timeoutClinical, s.handleModes())
+	api("PUT /api/v1/modes/{name}", "/api/v1/modes/{name}", zoneInference, "mode.set", rolesAdmin, timeoutClinical, s.handleSetMode())
+
 	public("GET /health/live", "/health/live", s.handleLive())
 	public("GET /health/ready", "/health/ready", s.handleReady())
 	public("GET /openapi.json", "/openapi.json", s.handleOpenAPI())

@@ -13,6 +13,7 @@ import (
 	"medserve/internal/clinical"
 	"medserve/internal/gateway"
 	"medserve/internal/kb"
+	"medserve/internal/monitor"
 	"medserve/internal/phi"
 	"medserve/internal/pipeline"
 	"medserve/internal/store"
@@ -41,6 +42,10 @@ type Deps struct {
 	QueryHash func(parts ...string) string
 	Gateway   Gateway
 	Registry  Registry // model versions and stages; nil: the started version only
+	// Live monitoring (step 8); each may be nil.
+	Monitor  *monitor.Monitor
+	Observer Observer
+	Modes    Modes
 }
 
 // Server holds the handlers' dependencies.
@@ -107,6 +112,7 @@ func (s *Server) handleQuery(action string, infer func(context.Context, *pipelin
 			return
 		}
 		s.noteAnswer(r.Context(), action, &req, resp)
+		s.observe(&req, resp)
 		writeJSON(w, http.StatusOK, resp)
 	})
 }

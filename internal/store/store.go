@@ -14,27 +14,32 @@ import (
 // ErrNotFound reports that a referenced record (e.g. the query a feedback is about) does not exist.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrConflict reports a write that would break a uniqueness rule (e.g. a
+// second unresolved alert for one fingerprint).
+var ErrConflict = errors.New("store: conflict")
+
 // QueryRecord is one answered query as kept for history and analytics.
 //
 // It holds no clear PHI: the patient is a keyed pseudonym, the query hash is
 // keyed (HMAC), and the free text is sealed (encrypted) by the caller before
 // it reaches the store, which treats TextSealed as an opaque string.
 type QueryRecord struct {
-	RequestID        string
-	PatientPseudonym string
-	Time             time.Time // kept with microsecond precision, returned in UTC
-	Domain           string
-	Urgency          string // critical, high, medium, low
-	Acuity           int    // 1 (most urgent) … 5
-	FindingsJSON     string // JSON array of findings ({"code":…,"negated":…}); "" means []
-	DifferentialJSON string // JSON array of candidates, best first ({"icd10":…,"probability":…}); "" means []
-	Confidence       float64
-	QueryHash        string
-	ResponseMS       float64
-	ModelVersion     string
-	CacheHit         bool
-	TextSealed       string
-	PatientSealed    string // the clear patient identifier, sealed (AES-GCM) by the caller; "" when not kept
+	RequestID         string
+	PatientPseudonym  string
+	Time              time.Time // kept with microsecond precision, returned in UTC
+	Domain            string
+	Urgency           string // critical, high, medium, low
+	Acuity            int    // 1 (most urgent) … 5
+	FindingsJSON      string // JSON array of findings ({"code":…,"negated":…}); "" means []
+	DifferentialJSON  string // JSON array of candidates, best first ({"icd10":…,"probability":…}); "" means []
+	Confidence        float64
+	QueryHash         string
+	ResponseMS        float64
+	ModelVersion      string
+	CacheHit          bool
+	TextSealed        string
+	PatientSealed     string // the clear patient identifier, sealed (AES-GCM) by the caller; "" when not kept
+	InteractionAlerts int    // drug-interaction alerts in the answer (for detection rates from feedback)
 }
 
 // Feedback is a clinician's outcome report on one query; a later one for the same request replaces it.
@@ -47,8 +52,105 @@ type Feedback struct {
 	ConfirmedDiagnosis     string
 	Disposition            string
 	TreatmentEffectiveness *float64 // nil when not (yet) known
+	InteractionConfirmed   *bool    // nil when not assessed; true: the patient had a clinically relevant interaction
 	Comment                string
 	Time                   time.Time
+}
+
+// Outcome is one feedback joined to the answer it is about: what the
+// live clinical metrics (SPEC §11) are computed from.
+type Outcome struct {
+	RequestID            string
+	AnsweredAt           time.Time // the query's time
+	FeedbackAt           time.Time // the feedback's time (windows select on it)
+	ModelVersion         string    // "name/version" as answered
+	Domain               string
+	Acuity               int // predicted
+	TrueAcuity           int
+	FindingsJSON         string // the answer's stored findings, as in QueryRecord
+	TopDiagnosis         string
+	ConfirmedDiagnosis   string
+	InteractionAlerts    int
+	InteractionConfirmed *bool
+}
+
+// Alert is one alert instance of a rule (SPEC §11): pending while its
+// condition holds for less than the rule's for-duration, firing after,
+// resolved when the condition clears. At most one unresolved alert exists
+// per Fingerprint (rule + labels), so re-evaluating never duplicates one.
+type Alert struct {
+	ID          int64
+	Rule        string
+	Fingerprint string
+	Severity    string            // info, warning, critical
+	State       string            // pending, firing, resolved
+	Labels      map[string]string // e.g. version, domain
+	Summary     string
+	Value       float64
+	Threshold   float64
+	StartedAt   time.Time  // condition first seen (pending)
+	FiredAt     *time.Time // nil until firing
+	ResolvedAt  *time.Time // nil until resolved
+	UpdatedAt   time.Time  // last evaluation that touched it
+	IncidentID  int64      // 0 when no incident was opened
+}
+
+// AlertFilter selects alerts; zero fields do not filter.
+type AlertFilter struct {
+	State string    // pending, firing, resolved, or "active" for pending+firing
+	Since time.Time // StartedAt ≥ Since
+	Limit int       // ≤ 0: 100
+}
+
+// Incident is what an alert that acts leaves behind: its report (JSON: what
+// fired, the metrics at the time, the actions taken, the model versions).
+type Incident struct {
+	ID       int64
+	AlertID  int64
+	Rule     string
+	Title    string
+	Severity string
+	Status   string // open, closed
+	Report   string // JSON document
+	OpenedAt time.Time
+	ClosedAt *time.Time
+}
+
+// Mode is a cluster-wide operating mode set by the alert engine or an admin:
+// "oversight" (every answer review_required), "compliance", "caching".
+type Mode struct {
+	Name      string
+	Enabled   bool
+	Reason    string
+	Actor     string
+	UpdatedAt time.Time
+}
+
+// MonitorCount is one replica's figure for one time bucket: counters
+// (answers, red-flag misses, latency histogram counts, cache hits, input
+// bins for drift) and gauges (memory, CPU). A replica writes the cumulative
+// value of its current bucket; writing again replaces it.
+type MonitorCount struct {
+	Replica string
+	Bucket  time.Time // start of the bucket (the caller truncates)
+	Version string    // "" for figures not per model version
+	Domain  string    // "" for figures not per domain
+	Name    string
+	Value   float64
+}
+
+// MonitorTotal is the sum and the maximum of one figure over every replica
+// and bucket in a window.
+type MonitorTotal struct {
+	Version, Domain, Name string
+	Sum, Max              float64
+}
+
+// Reconciliation is the compliance check (SPEC §11): stored queries in a
+// window and how many of them lack an audit event with the same request id.
+type Reconciliation struct {
+	Queries   int64
+	Unaudited int64
 }
 
 // Summary is the seed's patient summary over the last year, merged across all pseudonyms given.
@@ -180,6 +282,34 @@ type Store interface {
 	Models(ctx context.Context, name string) ([]ModelRecord, error)
 	SetStage(ctx context.Context, name, version, stage string, percent int, actor, reason string, at time.Time) error
 	Promotions(ctx context.Context, name string) ([]Promotion, error)
+
+	// Monitoring and alerts (step 8).
+	// Outcomes returns feedback given at or after since joined to its
+	// query, oldest feedback first.
+	Outcomes(ctx context.Context, since time.Time) ([]Outcome, error)
+	// SaveAlert inserts an alert (ID 0) or updates one by ID, returning
+	// it with its ID. Inserting a second unresolved alert for a
+	// fingerprint is an error (ErrConflict).
+	SaveAlert(ctx context.Context, a Alert) (Alert, error)
+	// Alerts returns matching alerts, newest StartedAt first.
+	Alerts(ctx context.Context, f AlertFilter) ([]Alert, error)
+	// SaveIncident inserts (ID 0) or updates an incident and returns it.
+	SaveIncident(ctx context.Context, in Incident) (Incident, error)
+	Incident(ctx context.Context, id int64) (Incident, error)     // ErrNotFound
+	Incidents(ctx context.Context, limit int) ([]Incident, error) // newest first; limit ≤ 0: 100
+	SetMode(ctx context.Context, m Mode) error
+	Modes(ctx context.Context) ([]Mode, error) // every mode ever set, by name
+	// SaveMonitorCounts upserts a replica's bucket figures (replacing the
+	// value) in one transaction.
+	SaveMonitorCounts(ctx context.Context, cs []MonitorCount) error
+	// MonitorTotals sums (and maxes) figures over buckets at or after since,
+	// grouped by version, domain and name.
+	MonitorTotals(ctx context.Context, since time.Time) ([]MonitorTotal, error)
+	// DeleteMonitorCountsBefore drops buckets older than t.
+	DeleteMonitorCountsBefore(ctx context.Context, t time.Time) (int64, error)
+	// Reconcile counts queries with from ≤ time < to and those of them
+	// with no audit event carrying their request id.
+	Reconcile(ctx context.Context, from, to time.Time) (Reconciliation, error)
 
 	Close() error
 }

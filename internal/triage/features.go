@@ -74,6 +74,9 @@ func NewFeaturizer(eng *text.Engine, rules *Rules) *Featurizer {
 // Spec describes the feature space.
 func (f *Featurizer) Spec() FeatureSpec { return f.spec }
 
+// Rules is the safety floor the featurizer applies.
+func (f *Featurizer) Rules() *Rules { return f.rules }
+
 // Prepared is everything derived from one query.
 type Prepared struct {
 	Row      model.Row

@@ -284,3 +284,24 @@ func (rs *Rules) Apply(in Input) Floor {
 
 // All returns the rules, for reports.
 func (rs *Rules) All() []Rule { return rs.rules }
+
+// RedFlags are the finding codes that on their own make a patient acuity
+// 1–2 (a rule of one finding atom with MaxAcuity ≤ 2): the red-flag
+// symptoms whose affirmed presence answered with acuity ≥ 3 is a critical
+// miss (SPEC section 11).
+func (rs *Rules) RedFlags() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rs.rules {
+		if r.MaxAcuity > 2 || len(r.atoms) != 1 || r.atoms[0].kind != atomFinding {
+			continue
+		}
+		for _, c := range r.atoms[0].set {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
