@@ -20,7 +20,11 @@ type feedbackRequest struct {
 	ConfirmedDiagnosis     string   `json:"confirmed_diagnosis,omitempty"`
 	Disposition            string   `json:"disposition,omitempty"`
 	TreatmentEffectiveness *float64 `json:"treatment_effectiveness,omitempty"`
-	Comment                string   `json:"comment,omitempty"`
+	// InteractionConfirmed: the patient had a clinically relevant drug
+	// interaction (true) or had none (false); the answer's alerts are
+	// measured against it.
+	InteractionConfirmed *bool  `json:"interaction_confirmed,omitempty"`
+	Comment              string `json:"comment,omitempty"`
 }
 
 func (f *feedbackRequest) problems() []string {
@@ -67,7 +71,8 @@ func (s *Server) handleFeedback() http.Handler {
 		}
 		notePatient(r.Context(), "", req.RequestID)
 		f := store.Feedback{RequestID: req.RequestID, TrueAcuity: req.TrueAcuity, ConfirmedDiagnosis: req.ConfirmedDiagnosis,
-			Disposition: req.Disposition, TreatmentEffectiveness: req.TreatmentEffectiveness, Time: time.Now().UTC()}
+			Disposition: req.Disposition, TreatmentEffectiveness: req.TreatmentEffectiveness,
+			InteractionConfirmed: req.InteractionConfirmed, Time: time.Now().UTC()}
 		if req.Comment != "" {
 			// Free text from a clinician may name the patient: sealed at rest.
 			sealed, err := s.PHI.Seal([]byte(req.Comment), adComment(req.RequestID))

@@ -27,9 +27,11 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"medserve"
+	"medserve/internal/alert"
 	"medserve/internal/auth"
 	"medserve/internal/clinical"
 	"medserve/internal/kb"
+	"medserve/internal/monitor"
 	"medserve/internal/phi"
 	"medserve/internal/pipeline"
 	"medserve/internal/ratelimit"
@@ -37,6 +39,7 @@ import (
 	"medserve/internal/registry"
 	"medserve/internal/registry/registrytest"
 	"medserve/internal/spool"
+	"medserve/internal/store"
 	"medserve/internal/store/sqlite"
 	"medserve/internal/text"
 	"medserve/internal/triage"
@@ -328,7 +331,29 @@ func TestOpenAPIRealResponses(t *testing.T) {
 	resp.Body.Close()
 	feedback := `{"request_id":"` + answered.RequestID + `","true_acuity":2,"confirmed_diagnosis":"R51","disposition":"discharged","treatment_effectiveness":0.8,"comment":"resolved with rest"}`
 
+	// An incident to read.
+	in, err := deps.Store.SaveIncident(context.Background(), store.Incident{Rule: "SensitivityDegraded", Title: "sensitivity below 0.95",
+		Severity: "critical", Status: "open", Report: `{"actions":[{"action":"rollback","ok":true}]}`, OpenedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	incident := fmt.Sprintf("/api/v1/incidents/%d", in.ID)
+
 	cases := []apiCase{
+		{"monitoring", "GET", "/api/v1/monitoring", nil, 200, true, ""},
+		{"alerts", "GET", "/api/v1/alerts", nil, 200, true, ""},
+		{"alerts filtered", "GET", "/api/v1/alerts?state=active&limit=5&since=2020-01-01T00:00:00Z", nil, 200, true, ""},
+		{"alerts bad state", "GET", "/api/v1/alerts?state=burning", nil, 400, false, ""},
+		{"incidents", "GET", "/api/v1/incidents?limit=10", nil, 200, true, ""},
+		{"incidents bad limit", "GET", "/api/v1/incidents?limit=0", nil, 400, false, ""},
+		{"incident", "GET", incident, nil, 200, true, ""},
+		{"incident unknown", "GET", "/api/v1/incidents/999999", nil, 404, true, ""},
+		{"incident bad id", "GET", "/api/v1/incidents/abc", nil, 400, true, ""},
+		{"modes", "GET", "/api/v1/modes", nil, 200, true, ""},
+		{"set mode", "PUT", "/api/v1/modes/caching", []byte(`{"enabled":true,"reason":"drill"}`), 200, true, ""},
+		{"set mode unknown", "PUT", "/api/v1/modes/turbo", []byte(`{"enabled":true,"reason":"drill"}`), 404, true, ""},
+		{"set mode no reason", "PUT", "/api/v1/modes/caching", []byte(`{"enabled":true}`), 400, false, ""},
+		{"set mode too large", "PUT", "/api/v1/modes/caching", []byte(`{"enabled":true,"reason":"` + strings.Repeat("a", maxBody) + `"}`), 413, false, ""},
 		{"feedback", "POST", "/api/v1/feedback", []byte(feedback), 200, true, ""},
 		{"feedback again (replaces)", "POST", "/api/v1/feedback", []byte(feedback), 200, true, ""},
 		{"feedback unknown request", "POST", "/api/v1/feedback", []byte(`{"request_id":"nope","true_acuity":2}`), 404, true, ""},
@@ -430,6 +455,12 @@ func TestOpenAPIRealResponses(t *testing.T) {
 		{"history store down", "POST", "/api/v1/patients/history", []byte(`{"patient_id":"MRN-0042"}`), 503, true, ""},
 		{"audit store down", "GET", "/api/v1/audit", nil, 503, true, ""},
 		{"audit search store down", "POST", "/api/v1/audit/search", []byte(`{}`), 503, true, ""},
+		{"monitoring store down", "GET", "/api/v1/monitoring", nil, 503, true, ""},
+		{"alerts store down", "GET", "/api/v1/alerts", nil, 503, true, ""},
+		{"incidents store down", "GET", "/api/v1/incidents", nil, 503, true, ""},
+		{"incident store down", "GET", "/api/v1/incidents/1", nil, 503, true, ""},
+		{"modes store down", "GET", "/api/v1/modes", nil, 503, true, ""},
+		{"set mode store down", "PUT", "/api/v1/modes/caching", []byte(`{"enabled":true,"reason":"drill"}`), 503, true, ""},
 		{"feedback store down", "POST", "/api/v1/feedback", []byte(`{"request_id":"x","true_acuity":2}`), 503, true, ""},
 		{"promote store down", "POST", "/api/v1/models/triage/versions/1/promote", []byte(`{"stage":"production","reason":"x"}`), 503, true, ""},
 		{"rollback store down", "POST", "/api/v1/models/triage/rollback", []byte(`{"reason":"x"}`), 503, true, ""},
@@ -725,6 +756,10 @@ func withRecords(t testing.TB, deps Deps) Deps {
 	t.Cleanup(func() { cancel(); rec.Wait() })
 	deps.Recorder, deps.Store, deps.PHI = rec, st, kr
 	deps.QueryHash = func(parts ...string) string { return strings.Join(parts, "|") }
+	deps.Monitor = monitor.New(st, monitor.Config{Serving: func() []string { return []string{"triage/1"} }})
+	if deps.Pipeline != nil {
+		deps.Modes = alert.NewModeState(st, deps.Pipeline, true)
+	}
 	return deps
 }
 

@@ -195,16 +195,17 @@ func (s *Server) noteAnswer(ctx context.Context, action string, req *pipeline.Re
 		return
 	}
 	q := store.QueryRecord{
-		RequestID:        resp.RequestID,
-		PatientPseudonym: s.pseudonym(req.Patient.ID),
-		Time:             time.Now().UTC(),
-		Domain:           string(resp.Domain),
-		Urgency:          string(resp.Urgency),
-		Acuity:           resp.Acuity,
-		Confidence:       resp.Probabilities[strconv.Itoa(resp.Acuity)],
-		ResponseMS:       resp.TimingMS["total"],
-		ModelVersion:     resp.Model.Name + "/" + resp.Model.Version,
-		CacheHit:         resp.Cache.Hit,
+		RequestID:         resp.RequestID,
+		PatientPseudonym:  s.pseudonym(req.Patient.ID),
+		Time:              time.Now().UTC(),
+		Domain:            string(resp.Domain),
+		Urgency:           string(resp.Urgency),
+		Acuity:            resp.Acuity,
+		Confidence:        resp.Probabilities[strconv.Itoa(resp.Acuity)],
+		ResponseMS:        resp.TimingMS["total"],
+		ModelVersion:      resp.Model.Name + "/" + resp.Model.Version,
+		CacheHit:          resp.Cache.Hit,
+		InteractionAlerts: len(resp.Interactions),
 	}
 	fs := make([]storedFinding, 0, len(resp.Findings))
 	for _, f := range resp.Findings {
