@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -219,4 +220,79 @@ func TempPath(dst, pattern string) (string, error) {
 	name := f.Name()
 	f.Close()
 	return name, nil
+}
+
+// DefaultListLimit is how many alerts or incidents a list returns when the
+// caller gives no limit.
+const DefaultListLimit = 100
+
+// ListLimit is the number of rows Alerts and Incidents return for a limit.
+func ListLimit(n int) int {
+	if n <= 0 {
+		return DefaultListLimit
+	}
+	return n
+}
+
+// AlertStates returns the states an AlertFilter's State selects: nil for
+// every state, pending and firing for "active", else the state itself.
+func AlertStates(state string) []string {
+	switch state {
+	case "":
+		return nil
+	case "active":
+		return []string{"pending", "firing"}
+	}
+	return []string{state}
+}
+
+// CheckAlert reports an alert no backend may store. The state matters to
+// the store itself: the one-unresolved-alert-per-fingerprint rule counts
+// every state but resolved, so a misspelt state would slip past it.
+func CheckAlert(a Alert) error {
+	switch {
+	case a.Rule == "":
+		return errors.New("alert without rule")
+	case a.Fingerprint == "":
+		return errors.New("alert without fingerprint")
+	}
+	switch a.State {
+	case "pending", "firing", "resolved":
+		return nil
+	}
+	return fmt.Errorf("alert state %q (want pending, firing or resolved)", a.State)
+}
+
+// LabelsJSON encodes alert labels as a JSON object ("{}" when there are none).
+func LabelsJSON(labels map[string]string) (string, error) {
+	if len(labels) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(labels)
+	if err != nil {
+		return "", fmt.Errorf("alert labels: %w", err)
+	}
+	return string(b), nil
+}
+
+// ParseLabels decodes stored alert labels; no labels is a nil map, so an
+// alert read back equals the one written with nil or empty labels.
+func ParseLabels(s string) (map[string]string, error) {
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("alert labels: %w", err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// OrEmptyObject returns s, or "{}" when s is blank: an incident without a
+// report stores an empty JSON object.
+func OrEmptyObject(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "{}"
+	}
+	return s
 }

@@ -31,7 +31,8 @@ func counts(t *testing.T, db *DB) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for _, table := range []string{"queries", "query_findings", "feedback", "audit_events", "audit_head",
-		"spool_progress", "cache_entries", "schema_migrations", "patient_summary", "api_keys"} {
+		"spool_progress", "cache_entries", "schema_migrations", "patient_summary", "api_keys",
+		"alerts", "incidents", "modes", "monitor_counts"} {
 		var n int
 		if err := db.pool.QueryRow(context.Background(), `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -58,6 +59,7 @@ func TestBackupRestore(t *testing.T) {
 	if err := db.CreateAPIKey(ctx, store.APIKey{ID: "k1", SecretHash: "h", Role: "admin"}); err != nil {
 		t.Fatal(err)
 	}
+	monitoringFixture(t, db)
 	if err := db.RefreshViews(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +109,8 @@ func TestBackupRestore(t *testing.T) {
 	}
 	defer db2.Close()
 	c := counts(t, db2)
-	if c["queries"] < 50 || c["feedback"] != 1 || c["cache_entries"] != 1 || c["api_keys"] != 1 || c["audit_head"] != 1 ||
+	if c["queries"] < 50 || c["feedback"] != 1 || c["cache_entries"] != 1 || c["api_keys"] != 1 ||
+		c["alerts"] != 1 || c["incidents"] != 1 || c["modes"] != 1 || c["monitor_counts"] != 2 || c["audit_head"] != 1 ||
 		c["audit_events"] != 2*c["queries"] || c["query_findings"] != c["queries"] || c["patient_summary"] != 1 {
 		t.Fatalf("restored counts = %v", c)
 	}
@@ -288,5 +291,36 @@ func TestSingletonAcrossReplicas(t *testing.T) {
 	if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM pg_locks
 		WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&held); err != nil || held != 0 {
 		t.Fatalf("%d advisory locks still held, %v", held, err)
+	}
+}
+
+// monitoringFixture writes one alert and its incident (which refer to each
+// other), a mode and two monitor counts, for a backup to carry.
+func monitoringFixture(t *testing.T, db *DB) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	a, err := db.SaveAlert(ctx, store.Alert{Rule: "latency", Fingerprint: "latency", Severity: "critical", State: "firing",
+		Labels: map[string]string{"domain": "cardio"}, StartedAt: now, FiredAt: &now, UpdatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := db.SaveIncident(ctx, store.Incident{AlertID: a.ID, Rule: a.Rule, Title: "latency", Severity: "critical",
+		Status: "open", Report: `{"actions":["oversight"]}`, OpenedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.IncidentID = in.ID
+	if _, err := db.SaveAlert(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetMode(ctx, store.Mode{Name: "oversight", Enabled: true, Actor: "alert:latency", UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveMonitorCounts(ctx, []store.MonitorCount{
+		{Replica: "r1", Bucket: now.Truncate(time.Minute), Name: "answers", Value: 3},
+		{Replica: "r2", Bucket: now.Truncate(time.Minute), Name: "answers", Value: 4},
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -134,14 +134,14 @@ func insertQueriesSQL(skipDuplicates bool) string {
 	return `WITH q AS (
 		INSERT INTO queries (request_id, patient_pseudonym, time, domain, urgency, acuity, findings,
 			differential, confidence, query_hash, response_ms, model_version, cache_hit, text_sealed,
-			patient_sealed)
+			patient_sealed, interaction_alerts)
 		SELECT id, patient, t, domain, urgency, acuity, findings::jsonb, differential::jsonb,
-			confidence, qhash, ms, model, hit, sealed, psealed
+			confidence, qhash, ms, model, hit, sealed, psealed, ialerts
 		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::int[],
 			$7::text[], $8::text[], $9::float8[], $10::text[], $11::float8[], $12::text[],
-			$13::bool[], $14::text[], $15::text[])
+			$13::bool[], $14::text[], $15::text[], $16::int[])
 			AS u(id, patient, t, domain, urgency, acuity, findings, differential, confidence, qhash,
-			     ms, model, hit, sealed, psealed)
+			     ms, model, hit, sealed, psealed, ialerts)
 		` + conflict + `
 		RETURNING request_id, patient_pseudonym, findings)
 	INSERT INTO query_findings (request_id, patient_pseudonym, code)
@@ -159,7 +159,7 @@ func queryArrays(qs []store.QueryRecord) []any {
 	ids, patients, domains, urgencies, findings, diffs := text(), text(), text(), text(), text(), text()
 	hashes, models, sealed, psealed := text(), text(), text(), text()
 	times := make([]time.Time, n)
-	acuities := make([]int32, n)
+	acuities, ialerts := make([]int32, n), make([]int32, n)
 	confidences, ms := make([]float64, n), make([]float64, n)
 	hits := make([]bool, n)
 	for i, q := range qs {
@@ -168,14 +168,15 @@ func queryArrays(qs []store.QueryRecord) []any {
 		findings[i], diffs[i] = orEmptyArray(q.FindingsJSON), orEmptyArray(q.DifferentialJSON)
 		confidences[i], hashes[i], ms[i], models[i] = q.Confidence, q.QueryHash, q.ResponseMS, q.ModelVersion
 		hits[i], sealed[i], psealed[i] = q.CacheHit, q.TextSealed, q.PatientSealed
+		ialerts[i] = int32(q.InteractionAlerts)
 	}
 	return []any{ids, patients, times, domains, urgencies, acuities, findings, diffs,
-		confidences, hashes, ms, models, hits, sealed, psealed}
+		confidences, hashes, ms, models, hits, sealed, psealed, ialerts}
 }
 
 const queryColumns = `request_id, patient_pseudonym, time, domain, urgency, acuity, findings::text,
 	differential::text, confidence, query_hash, response_ms, model_version, cache_hit, text_sealed,
-	patient_sealed`
+	patient_sealed, interaction_alerts`
 
 // PatientHistory returns the queries of any of the pseudonyms, newest first, at most limit (all when limit ≤ 0).
 func (d *DB) PatientHistory(ctx context.Context, pseudonyms []string, limit int) ([]store.QueryRecord, error) {
@@ -197,7 +198,8 @@ func (d *DB) PatientHistory(ctx context.Context, pseudonyms []string, limit int)
 		var q store.QueryRecord
 		err := row.Scan(&q.RequestID, &q.PatientPseudonym, &q.Time, &q.Domain, &q.Urgency,
 			&q.Acuity, &q.FindingsJSON, &q.DifferentialJSON, &q.Confidence, &q.QueryHash,
-			&q.ResponseMS, &q.ModelVersion, &q.CacheHit, &q.TextSealed, &q.PatientSealed)
+			&q.ResponseMS, &q.ModelVersion, &q.CacheHit, &q.TextSealed, &q.PatientSealed,
+			&q.InteractionAlerts)
 		q.Time = q.Time.UTC()
 		return q, err
 	})
@@ -225,17 +227,19 @@ func (d *DB) SaveFeedback(ctx context.Context, f store.Feedback) error {
 			return fmt.Errorf("postgres: save feedback: %w", err)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO feedback
-			(request_id, true_acuity, confirmed_diagnosis, disposition, treatment_effectiveness, comment, time)
-			VALUES ($1,$2,$3,$4,$5,$6,$7)
+			(request_id, true_acuity, confirmed_diagnosis, disposition, treatment_effectiveness,
+			 interaction_confirmed, comment, time)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
 			ON CONFLICT (request_id) DO UPDATE SET
 				true_acuity = excluded.true_acuity,
 				confirmed_diagnosis = excluded.confirmed_diagnosis,
 				disposition = excluded.disposition,
 				treatment_effectiveness = excluded.treatment_effectiveness,
+				interaction_confirmed = excluded.interaction_confirmed,
 				comment = excluded.comment,
 				time = excluded.time`,
 			f.RequestID, f.TrueAcuity, f.ConfirmedDiagnosis, f.Disposition,
-			f.TreatmentEffectiveness, f.Comment, f.Time)
+			f.TreatmentEffectiveness, f.InteractionConfirmed, f.Comment, f.Time)
 		if err != nil {
 			return fmt.Errorf("postgres: save feedback: %w", err)
 		}

@@ -195,7 +195,8 @@ func TestSchemaObjects(t *testing.T) {
 		return ok
 	}
 	for _, name := range []string{"queries", "query_findings", "audit_events", "audit_head", "feedback", "models",
-		"promotions", "alerts", "incidents", "batch_jobs", "schema_migrations", "spool_progress", "cache_entries", "api_keys"} {
+		"promotions", "alerts", "incidents", "batch_jobs", "schema_migrations", "spool_progress", "cache_entries", "api_keys",
+		"modes", "monitor_counts"} {
 		if !exists(`SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1)`, name) {
 			t.Errorf("table %s missing", name)
 		}
@@ -205,7 +206,9 @@ func TestSchemaObjects(t *testing.T) {
 		"idx_audit_time", "idx_audit_phi_access_time", "idx_audit_compliance_status",
 		"idx_patient_summary_pseudonym", "idx_clinical_outcomes_request",
 		"idx_queries_time", "idx_cache_entries_expires", "idx_audit_actor_time", "idx_audit_action_time",
-		"idx_audit_request", "idx_models_stage", "idx_models_one_per_stage", "idx_promotions_model_time"} {
+		"idx_audit_request", "idx_models_stage", "idx_models_one_per_stage", "idx_promotions_model_time",
+		"idx_feedback_time", "idx_alerts_one_unresolved", "idx_alerts_started", "idx_incidents_opened",
+		"idx_monitor_counts_bucket"} {
 		if !exists(`SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1)`, name) {
 			t.Errorf("index %s missing", name)
 		}

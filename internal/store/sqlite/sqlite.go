@@ -166,8 +166,9 @@ type queryWriter struct {
 
 const insertQuerySQL = `INSERT INTO queries
 	(request_id, patient_pseudonym, time, domain, urgency, acuity, findings, differential,
-	 confidence, query_hash, response_ms, model_version, cache_hit, text_sealed, patient_sealed)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	 confidence, query_hash, response_ms, model_version, cache_hit, text_sealed, patient_sealed,
+	 interaction_alerts)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 // insertFindingsSQL extracts the finding codes in SQL so the store needs no
 // knowledge of the Go finding type, only of its "code" and "negated" keys.
@@ -211,7 +212,7 @@ func (w *queryWriter) write(ctx context.Context, q store.QueryRecord) error {
 	res, err := w.ins.ExecContext(ctx,
 		q.RequestID, q.PatientPseudonym, micros(q.Time), q.Domain, q.Urgency, q.Acuity,
 		findings, orEmptyArray(q.DifferentialJSON), q.Confidence, q.QueryHash,
-		q.ResponseMS, q.ModelVersion, q.CacheHit, q.TextSealed, q.PatientSealed)
+		q.ResponseMS, q.ModelVersion, q.CacheHit, q.TextSealed, q.PatientSealed, q.InteractionAlerts)
 	if err != nil {
 		return fmt.Errorf("query %s: %w", q.RequestID, err)
 	}
@@ -236,7 +237,7 @@ func (d *DB) PatientHistory(ctx context.Context, pseudonyms []string, limit int)
 	args = append(args, limit)
 	rows, err := d.db.QueryContext(ctx, `SELECT request_id, patient_pseudonym, time, domain, urgency,
 		acuity, findings, differential, confidence, query_hash, response_ms, model_version,
-		cache_hit, text_sealed, patient_sealed
+		cache_hit, text_sealed, patient_sealed, interaction_alerts
 		FROM queries WHERE patient_pseudonym IN (`+in+`)
 		ORDER BY time DESC, request_id DESC LIMIT ?`, args...)
 	if err != nil {
@@ -249,7 +250,8 @@ func (d *DB) PatientHistory(ctx context.Context, pseudonyms []string, limit int)
 		var t int64
 		if err := rows.Scan(&q.RequestID, &q.PatientPseudonym, &t, &q.Domain, &q.Urgency,
 			&q.Acuity, &q.FindingsJSON, &q.DifferentialJSON, &q.Confidence, &q.QueryHash,
-			&q.ResponseMS, &q.ModelVersion, &q.CacheHit, &q.TextSealed, &q.PatientSealed); err != nil {
+			&q.ResponseMS, &q.ModelVersion, &q.CacheHit, &q.TextSealed, &q.PatientSealed,
+			&q.InteractionAlerts); err != nil {
 			return nil, fmt.Errorf("sqlite: patient history: %w", err)
 		}
 		q.Time = fromMicros(t)
@@ -278,17 +280,19 @@ func (d *DB) SaveFeedback(ctx context.Context, f store.Feedback) error {
 		return fmt.Errorf("sqlite: save feedback: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO feedback
-		(request_id, true_acuity, confirmed_diagnosis, disposition, treatment_effectiveness, comment, time)
-		VALUES (?,?,?,?,?,?,?)
+		(request_id, true_acuity, confirmed_diagnosis, disposition, treatment_effectiveness,
+		 interaction_confirmed, comment, time)
+		VALUES (?,?,?,?,?,?,?,?)
 		ON CONFLICT (request_id) DO UPDATE SET
 			true_acuity = excluded.true_acuity,
 			confirmed_diagnosis = excluded.confirmed_diagnosis,
 			disposition = excluded.disposition,
 			treatment_effectiveness = excluded.treatment_effectiveness,
+			interaction_confirmed = excluded.interaction_confirmed,
 			comment = excluded.comment,
 			time = excluded.time`,
 		f.RequestID, f.TrueAcuity, f.ConfirmedDiagnosis, f.Disposition,
-		f.TreatmentEffectiveness, f.Comment, micros(f.Time))
+		f.TreatmentEffectiveness, f.InteractionConfirmed, f.Comment, micros(f.Time))
 	if err != nil {
 		return fmt.Errorf("sqlite: save feedback: %w", err)
 	}

@@ -71,12 +71,15 @@ func TestSchemaObjects(t *testing.T) {
 	db, _ := openTemp(t)
 	want := map[string][]string{
 		"table": {"queries", "query_findings", "audit_events", "feedback", "models", "promotions",
-			"alerts", "incidents", "batch_jobs", "schema_migrations", "spool_progress", "cache_entries", "api_keys"},
+			"alerts", "incidents", "batch_jobs", "schema_migrations", "spool_progress", "cache_entries", "api_keys",
+			"modes", "monitor_counts"},
 		"index": {"idx_queries_patient_time", "idx_queries_domain_patient", "idx_queries_urgency_time",
 			"idx_queries_symptoms_patient", "idx_queries_diagnosis_confidence", "idx_queries_hash_response",
 			"idx_audit_time", "idx_audit_phi_access_time", "idx_audit_compliance_status",
 			"idx_queries_time", "idx_cache_entries_expires", "idx_audit_actor_time", "idx_audit_action_time",
-			"idx_audit_request", "idx_models_stage", "idx_models_one_per_stage", "idx_promotions_model_time"},
+			"idx_audit_request", "idx_models_stage", "idx_models_one_per_stage", "idx_promotions_model_time",
+			"idx_feedback_time", "idx_alerts_one_unresolved", "idx_alerts_started", "idx_incidents_opened",
+			"idx_monitor_counts_bucket"},
 		"view": {"patient_summary", "clinical_outcomes"},
 	}
 	for typ, names := range want {

@@ -4,9 +4,10 @@
 //
 // It covers the recorder and operations methods (Write, Progress,
 // AuditEvents, DeleteQueriesBefore, the L3 cache, Singleton), API keys, the
-// model registry and the PatientSealed round trip; each backend keeps its
-// own tests for what only it has (schema objects, locking across pools,
-// Backup and Restore).
+// model registry, monitoring and alerts (outcomes, alerts, incidents,
+// modes, monitor counts, reconciliation) and the PatientSealed round trip;
+// each backend keeps its own tests for what only it has (schema objects,
+// migrating existing data, locking across pools, Backup and Restore).
 package storetest
 
 import (
@@ -56,6 +57,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetStageNotFound", testSetStageNotFound},
 		{"SetStageRejects", testSetStageRejects},
 		{"SetStageConcurrent", testSetStageConcurrent},
+		{"Outcomes", testOutcomes},
+		{"AlertUnique", testAlertUnique},
+		{"AlertUniqueConcurrent", testAlertUniqueConcurrent},
+		{"AlertRoundTrip", testAlertRoundTrip},
+		{"AlertsFilter", testAlertsFilter},
+		{"Incidents", testIncidents},
+		{"Modes", testModes},
+		{"MonitorCounts", testMonitorCounts},
+		{"Reconcile", testReconcile},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -72,6 +82,7 @@ func Query(id, patient string, at time.Time) store.QueryRecord {
 		DifferentialJSON: `[{"condition":"ACS","icd10":"I21.9","probability":0.7}]`,
 		Confidence:       0.7, QueryHash: "qh-" + id, ResponseMS: 12.5, ModelVersion: "m1",
 		CacheHit: true, TextSealed: "sealed:" + id, PatientSealed: "psealed:" + patient,
+		InteractionAlerts: 1,
 	}
 }
 
@@ -1230,5 +1241,674 @@ func testSetStageConcurrent(t *testing.T, s store.Store) {
 		if !reflect.DeepEqual(replay, stages) {
 			t.Fatalf("round %d: history replays to %v, stored %v", round, replay, stages)
 		}
+	}
+}
+
+// sameJSON reports whether a and b are equal JSON documents (PostgreSQL
+// keeps documents as jsonb, which normalises their spelling).
+func sameJSON(a, b string) bool {
+	var va, vb any
+	return json.Unmarshal([]byte(a), &va) == nil && json.Unmarshal([]byte(b), &vb) == nil && reflect.DeepEqual(va, vb)
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+func outcomes(t *testing.T, s store.Store, since time.Time) []store.Outcome {
+	t.Helper()
+	got, err := s.Outcomes(context.Background(), since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// sameOutcomes compares outcome lists with the findings compared as JSON.
+func sameOutcomes(t *testing.T, got, want []store.Outcome) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d outcomes, want %d:\n got %+v\nwant %+v", len(got), len(want), got, want)
+	}
+	for i := range got {
+		g := got[i]
+		if !sameJSON(g.FindingsJSON, want[i].FindingsJSON) {
+			t.Fatalf("outcome %d findings %s, want %s", i, g.FindingsJSON, want[i].FindingsJSON)
+		}
+		g.FindingsJSON = want[i].FindingsJSON
+		if !reflect.DeepEqual(g, want[i]) {
+			t.Fatalf("outcome %d:\n got %+v\nwant %+v", i, g, want[i])
+		}
+		if g.AnsweredAt.Location() != time.UTC || g.FeedbackAt.Location() != time.UTC {
+			t.Fatalf("outcome %d times not in UTC: %v, %v", i, g.AnsweredAt, g.FeedbackAt)
+		}
+	}
+}
+
+func testOutcomes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	since := base.Add(10 * time.Minute)
+	q1 := Query("q1", "p", base)
+	q1.InteractionAlerts, q1.ModelVersion, q1.Acuity = 2, "triage/1", 2
+	q2 := Query("q2", "p", base.Add(time.Minute))
+	q2.InteractionAlerts, q2.Domain, q2.DifferentialJSON = 0, "neuro", "" // no differential: no top diagnosis
+	q3 := Query("q3", "p", base.Add(2*time.Minute))                       // no feedback: no outcome
+	q4 := Query("q4", "p", base.Add(3*time.Minute))                       // feedback before the window
+	q5 := Query("q5", "", base.Add(4*time.Minute))                        // written by the recorder
+	q5.ModelVersion = "triage/2"
+	for _, q := range []store.QueryRecord{q1, q2, q3, q4} {
+		if err := s.SaveQuery(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Write(ctx, store.Batch{Queries: []store.QueryRecord{q5}}); err != nil {
+		t.Fatal(err)
+	}
+	feedback := []store.Feedback{
+		{RequestID: "q4", TrueAcuity: 4, InteractionConfirmed: boolPtr(true), Time: since.Add(-time.Microsecond)},
+		{RequestID: "q1", TrueAcuity: 3, ConfirmedDiagnosis: "I20.0", InteractionConfirmed: boolPtr(false), Time: since},
+		{RequestID: "q2", TrueAcuity: 2, ConfirmedDiagnosis: "G45.9", InteractionConfirmed: boolPtr(false), Time: since.Add(time.Minute)},
+		{RequestID: "q5", TrueAcuity: 3, ConfirmedDiagnosis: "I21.9", Time: since.Add(2 * time.Minute)},
+		// A second feedback for q1 replaces the first, time included.
+		{RequestID: "q1", TrueAcuity: 1, ConfirmedDiagnosis: "I21.0", InteractionConfirmed: boolPtr(true),
+			Time: since.Add(3*time.Minute + 1500*time.Nanosecond).In(time.FixedZone("X", 3600))},
+	}
+	for _, f := range feedback {
+		if err := s.SaveFeedback(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outcome := func(q store.QueryRecord, f store.Feedback, top string) store.Outcome {
+		return store.Outcome{RequestID: q.RequestID, AnsweredAt: q.Time, FeedbackAt: f.Time.UTC().Truncate(time.Microsecond),
+			ModelVersion: q.ModelVersion, Domain: q.Domain, Acuity: q.Acuity, TrueAcuity: f.TrueAcuity,
+			FindingsJSON: q.FindingsJSON, TopDiagnosis: top, ConfirmedDiagnosis: f.ConfirmedDiagnosis,
+			InteractionAlerts: q.InteractionAlerts, InteractionConfirmed: f.InteractionConfirmed}
+	}
+	o4 := outcome(q4, feedback[0], "I21.9")
+	o2 := outcome(q2, feedback[2], "")
+	o5 := outcome(q5, feedback[3], "I21.9")
+	o1 := outcome(q1, feedback[4], "I21.9")
+	tests := []struct {
+		name  string
+		since time.Time
+		want  []store.Outcome
+	}{
+		{"window", since, []store.Outcome{o2, o5, o1}},
+		{"sub-µs bound", since.Add(-time.Nanosecond), []store.Outcome{o2, o5, o1}},
+		{"all", time.Time{}, []store.Outcome{o4, o2, o5, o1}},
+		{"from the replaced feedback", since.Add(3 * time.Minute), []store.Outcome{o1}},
+		{"none", since.Add(time.Hour), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { sameOutcomes(t, outcomes(t, s, tc.since), tc.want) })
+	}
+
+	// A later feedback that did not assess interactions clears the earlier answer.
+	f := feedback[4]
+	f.InteractionConfirmed, f.Time = nil, since.Add(4*time.Minute)
+	if err := s.SaveFeedback(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	got := outcomes(t, s, since.Add(4*time.Minute))
+	if len(got) != 1 || got[0].RequestID != "q1" || got[0].InteractionConfirmed != nil || got[0].TrueAcuity != 1 {
+		t.Fatalf("after a feedback without an interaction assessment: %+v", got)
+	}
+	// The stored queries keep their interaction alerts.
+	for _, q := range history(t, s, "p") {
+		if want := map[string]int{"q1": 2, "q2": 0, "q3": 1, "q4": 1}[q.RequestID]; q.InteractionAlerts != want {
+			t.Errorf("%s: %d interaction alerts, want %d", q.RequestID, q.InteractionAlerts, want)
+		}
+	}
+}
+
+// alertAt returns a complete pending alert of rule for fingerprint, started (and updated) at the given time.
+func alertAt(rule, fingerprint string, at time.Time) store.Alert {
+	at = at.UTC().Truncate(time.Microsecond)
+	return store.Alert{Rule: rule, Fingerprint: fingerprint, Severity: "warning", State: "pending",
+		Labels:  map[string]string{"version": "triage/1", "domain": "cardio"},
+		Summary: "p95 latency above target", Value: 812.5, Threshold: 500, StartedAt: at, UpdatedAt: at}
+}
+
+func saveAlert(t *testing.T, s store.Store, a store.Alert) store.Alert {
+	t.Helper()
+	got, err := s.SaveAlert(context.Background(), a)
+	if err != nil {
+		t.Fatalf("save alert %s %s: %v", a.Rule, a.Fingerprint, err)
+	}
+	if got.ID == 0 {
+		t.Fatalf("save alert %s %s: no id", a.Rule, a.Fingerprint)
+	}
+	return got
+}
+
+func alerts(t *testing.T, s store.Store, f store.AlertFilter) []store.Alert {
+	t.Helper()
+	as, err := s.Alerts(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
+}
+
+// storedAlert returns the alert with id as Alerts reads it.
+func storedAlert(t *testing.T, s store.Store, id int64) store.Alert {
+	t.Helper()
+	for _, a := range alerts(t, s, store.AlertFilter{Limit: 1 << 20}) {
+		if a.ID == id {
+			return a
+		}
+	}
+	t.Fatalf("alert %d not stored", id)
+	return store.Alert{}
+}
+
+func testAlertUnique(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	first := saveAlert(t, s, alertAt("latency", "fp1", base))
+	tests := []struct {
+		name, fingerprint, state string
+		conflict                 bool
+	}{
+		{"second pending", "fp1", "pending", true},
+		{"second firing", "fp1", "firing", true},
+		{"resolved one beside it", "fp1", "resolved", false},
+		{"other fingerprint", "fp2", "firing", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := alertAt("latency", tc.fingerprint, base.Add(time.Minute))
+			a.State = tc.state
+			got, err := s.SaveAlert(ctx, a)
+			switch {
+			case tc.conflict && !errors.Is(err, store.ErrConflict):
+				t.Fatalf("got %+v, %v; want ErrConflict", got, err)
+			case !tc.conflict && (err != nil || got.ID == 0 || got.ID == first.ID):
+				t.Fatalf("got %+v, %v; want a new alert", got, err)
+			}
+		})
+	}
+	if as := alerts(t, s, store.AlertFilter{State: "active"}); len(as) != 2 {
+		t.Fatalf("%d active alerts, want 2 (fp1, fp2): %+v", len(as), as)
+	}
+
+	// Resolved, it makes room for a new one.
+	resolved := base.Add(2 * time.Minute)
+	first.State, first.ResolvedAt, first.UpdatedAt = "resolved", &resolved, resolved
+	saveAlert(t, s, first)
+	next := saveAlert(t, s, alertAt("latency", "fp1", base.Add(3*time.Minute)))
+	if next.ID == first.ID {
+		t.Fatal("the new alert reused the resolved one's id")
+	}
+	// Reopening the resolved one would make two unresolved: refused, and it stays resolved.
+	reopen := first
+	reopen.State, reopen.ResolvedAt = "firing", nil
+	if _, err := s.SaveAlert(ctx, reopen); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("reopening beside an unresolved alert: %v, want ErrConflict", err)
+	}
+	if got := storedAlert(t, s, first.ID); !reflect.DeepEqual(got, first) {
+		t.Fatalf("after a refused update:\n got %+v\nwant %+v", got, first)
+	}
+
+	missing := alertAt("latency", "fp9", base)
+	missing.ID = first.ID + next.ID + 1000
+	if _, err := s.SaveAlert(ctx, missing); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("update of an unknown alert: %v, want ErrNotFound", err)
+	}
+	n := len(alerts(t, s, store.AlertFilter{}))
+	for name, bad := range map[string]func(a *store.Alert){
+		"no rule":        func(a *store.Alert) { a.Rule = "" },
+		"no fingerprint": func(a *store.Alert) { a.Fingerprint = "" },
+		"unknown state":  func(a *store.Alert) { a.State = "open" },
+		"no state":       func(a *store.Alert) { a.State = "" },
+	} {
+		a := alertAt("latency", "fp-bad", base)
+		bad(&a)
+		if got, err := s.SaveAlert(ctx, a); err == nil || errors.Is(err, store.ErrConflict) {
+			t.Errorf("%s: %+v, %v; want a validation error", name, got, err)
+		}
+	}
+	if got := len(alerts(t, s, store.AlertFilter{})); got != n {
+		t.Fatalf("refused alerts were stored: %d alerts, want %d", got, n)
+	}
+}
+
+// Replicas evaluating one rule at once: exactly one opens the alert, the
+// others get ErrConflict.
+func testAlertUniqueConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond)
+	const n = 8
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := alertAt("latency", "fp", base.Add(time.Duration(i)*time.Millisecond))
+			_, err := s.SaveAlert(ctx, a)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var opened int
+	for err := range errs {
+		switch {
+		case err == nil:
+			opened++
+		case !errors.Is(err, store.ErrConflict):
+			t.Fatalf("concurrent insert: %v, want nil or ErrConflict", err)
+		}
+	}
+	if as := alerts(t, s, store.AlertFilter{}); opened != 1 || len(as) != 1 {
+		t.Fatalf("%d inserts succeeded, %d alerts stored; want 1 and 1", opened, len(as))
+	}
+}
+
+func testAlertRoundTrip(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	in := alertAt("latency", "latency{domain=cardio}", base)
+	in.Labels["quote\"d"] = "ünïcode"
+	// Sub-µs: truncated; another zone: returned in UTC.
+	in.StartedAt = base.Add(1500 * time.Nanosecond).In(time.FixedZone("X", 3600))
+	in.UpdatedAt = in.StartedAt.Add(time.Second)
+	got := saveAlert(t, s, in)
+	want := in
+	want.ID = got.ID
+	want.StartedAt, want.UpdatedAt = base.Add(time.Microsecond), base.Add(time.Second+time.Microsecond)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("insert returned:\n got %+v\nwant %+v", got, want)
+	}
+	if read := storedAlert(t, s, got.ID); !reflect.DeepEqual(read, want) || read.StartedAt.Location() != time.UTC {
+		t.Fatalf("stored:\n got %+v\nwant %+v", read, want)
+	}
+
+	// Every field changes.
+	inc, err := s.SaveIncident(ctx, store.Incident{AlertID: got.ID, Rule: "latency", Title: "latency", Severity: "critical",
+		Status: "open", OpenedAt: base.Add(2 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fired, resolved := base.Add(2*time.Minute), base.Add(5*time.Minute)
+	upd := store.Alert{ID: got.ID, Rule: "drift", Fingerprint: "drift{version=triage/2}", Severity: "critical",
+		State: "resolved", Labels: map[string]string{"version": "triage/2"}, Summary: "input drift",
+		Value: -1.25, Threshold: 0.2, StartedAt: base.Add(time.Minute), FiredAt: &fired, ResolvedAt: &resolved,
+		UpdatedAt: resolved, IncidentID: inc.ID}
+	if got := saveAlert(t, s, upd); !reflect.DeepEqual(got, upd) {
+		t.Fatalf("update returned:\n got %+v\nwant %+v", got, upd)
+	}
+	if read := storedAlert(t, s, upd.ID); !reflect.DeepEqual(read, upd) || read.FiredAt.Location() != time.UTC {
+		t.Fatalf("stored after update:\n got %+v\nwant %+v", read, upd)
+	}
+	// And back to empty: no labels (nil or empty) read as nil, times and incident cleared.
+	upd.Labels, upd.FiredAt, upd.ResolvedAt, upd.IncidentID, upd.State = map[string]string{}, nil, nil, 0, "pending"
+	saveAlert(t, s, upd)
+	upd.Labels = nil
+	if read := storedAlert(t, s, upd.ID); !reflect.DeepEqual(read, upd) {
+		t.Fatalf("stored after clearing:\n got %+v\nwant %+v", read, upd)
+	}
+}
+
+func testAlertsFilter(t *testing.T, s store.Store) {
+	base := time.Date(2030, 1, 2, 3, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return base.Add(time.Duration(i/2) * time.Minute) } // pairs share an instant
+	states := []string{"pending", "firing", "resolved", "resolved", "firing"}
+	var all []store.Alert
+	for i := 0; i < 20; i++ {
+		a := alertAt("rule", fmt.Sprintf("fp%d", i), at(i))
+		a.State = states[i%5]
+		all = append(all, saveAlert(t, s, a))
+	}
+	matches := func(f store.AlertFilter, a store.Alert) bool {
+		return (f.State == "" || a.State == f.State || (f.State == "active" && a.State != "resolved")) &&
+			(f.Since.IsZero() || !a.StartedAt.Before(f.Since))
+	}
+	tests := []struct {
+		name string
+		f    store.AlertFilter
+		n    int // expected matches, to keep the fixture honest
+	}{
+		{"none", store.AlertFilter{}, 20},
+		{"pending", store.AlertFilter{State: "pending"}, 4},
+		{"firing", store.AlertFilter{State: "firing"}, 8},
+		{"resolved", store.AlertFilter{State: "resolved"}, 8},
+		{"active", store.AlertFilter{State: "active"}, 12},
+		{"since", store.AlertFilter{Since: at(10)}, 10},
+		{"sub-µs since", store.AlertFilter{Since: at(10).Add(-time.Nanosecond)}, 10},
+		{"active since", store.AlertFilter{State: "active", Since: at(10)}, 6},
+		{"limit", store.AlertFilter{State: "active", Limit: 3}, 3},
+		{"unknown state", store.AlertFilter{State: "open"}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var want []store.Alert
+			for i := len(all) - 1; i >= 0; i-- { // newest first; of two at one instant the later id
+				if matches(tc.f, all[i]) {
+					want = append(want, all[i])
+				}
+			}
+			want = want[:min(len(want), store.ListLimit(tc.f.Limit))]
+			got := alerts(t, s, tc.f)
+			if len(got) != tc.n || len(want) != tc.n {
+				t.Fatalf("%d alerts (reference %d), want %d", len(got), len(want), tc.n)
+			}
+			if len(got) > 0 && !reflect.DeepEqual(got, want) {
+				t.Fatalf("got\n %+v\nwant\n %+v", got, want)
+			}
+		})
+	}
+	// Without a limit, 100.
+	for i := 0; i < 90; i++ {
+		a := alertAt("rule", "many", base.Add(-time.Hour))
+		a.State = "resolved"
+		saveAlert(t, s, a)
+	}
+	if got := alerts(t, s, store.AlertFilter{}); len(got) != store.DefaultListLimit || got[0].ID != all[19].ID {
+		t.Fatalf("default limit: %d alerts, first %d; want %d, first %d", len(got), got[0].ID, store.DefaultListLimit, all[19].ID)
+	}
+	if got := alerts(t, s, store.AlertFilter{Limit: 200}); len(got) != 110 {
+		t.Fatalf("limit 200: %d alerts, want 110", len(got))
+	}
+}
+
+// sameIncident compares incidents with the report compared as JSON.
+func sameIncident(t *testing.T, got, want store.Incident) {
+	t.Helper()
+	if !sameJSON(got.Report, want.Report) {
+		t.Fatalf("incident %d report %s, want %s", got.ID, got.Report, want.Report)
+	}
+	got.Report = want.Report
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("incident:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func testIncidents(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	if ins, err := s.Incidents(ctx, 0); err != nil || len(ins) != 0 {
+		t.Fatalf("empty store lists %d incidents, %v", len(ins), err)
+	}
+	a := saveAlert(t, s, alertAt("latency", "fp", base))
+	in := store.Incident{AlertID: a.ID, Rule: "latency", Title: "p95 latency above target", Severity: "critical",
+		Status: "open", Report: `{"fired": "latency", "metrics": {"p95_ms": 812.5}, "actions": ["oversight"], "versions": ["triage/1"]}`,
+		OpenedAt: base.Add(1500 * time.Nanosecond).In(time.FixedZone("X", 3600))}
+	got, err := s.SaveIncident(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := in
+	want.ID, want.OpenedAt = got.ID, base.Add(time.Microsecond)
+	if got.ID == 0 {
+		t.Fatal("no incident id")
+	}
+	sameIncident(t, got, want)
+	read, err := s.Incident(ctx, got.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameIncident(t, read, want)
+	if read.OpenedAt.Location() != time.UTC {
+		t.Errorf("OpenedAt in %v, want UTC", read.OpenedAt.Location())
+	}
+
+	// Every field changes; an empty report is an empty object.
+	closed := base.Add(time.Hour)
+	upd := store.Incident{ID: got.ID, Rule: "drift", Title: "closed by admin", Severity: "warning", Status: "closed",
+		OpenedAt: base.Add(time.Minute), ClosedAt: &closed}
+	if got, err = s.SaveIncident(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	upd.Report = "{}"
+	sameIncident(t, got, upd)
+	if read, err = s.Incident(ctx, upd.ID); err != nil {
+		t.Fatal(err)
+	}
+	sameIncident(t, read, upd)
+
+	if _, err := s.Incident(ctx, upd.ID+1000); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown incident: %v, want ErrNotFound", err)
+	}
+	if _, err := s.SaveIncident(ctx, store.Incident{ID: upd.ID + 1000, Title: "x", Severity: "info", Status: "open", OpenedAt: base}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("update of an unknown incident: %v, want ErrNotFound", err)
+	}
+	if _, err := s.SaveIncident(ctx, store.Incident{Title: "x", Severity: "info", Status: "open", Report: "{nope", OpenedAt: base}); err == nil {
+		t.Fatal("a report that is not JSON was accepted")
+	}
+
+	// Newest first; of two opened at one instant the later id first.
+	list := []store.Incident{upd}
+	for i, opened := range []time.Duration{-time.Minute, 2 * time.Minute, 2 * time.Minute, 3 * time.Minute} {
+		in, err := s.SaveIncident(ctx, store.Incident{Rule: "r", Title: fmt.Sprint("incident ", i), Severity: "info",
+			Status: "open", Report: `{"n":1}`, OpenedAt: base.Add(opened)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, in)
+	}
+	order := func(ins []store.Incident) []int64 {
+		var ids []int64
+		for _, in := range ins {
+			ids = append(ids, in.ID)
+		}
+		return ids
+	}
+	wantOrder := order([]store.Incident{list[4], list[3], list[2], list[0], list[1]})
+	for _, tc := range []struct {
+		limit int
+		want  []int64
+	}{{0, wantOrder}, {-1, wantOrder}, {2, wantOrder[:2]}, {10, wantOrder}} {
+		ins, err := s.Incidents(ctx, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := order(ins); !reflect.DeepEqual(got, tc.want) {
+			t.Fatalf("Incidents(%d) = %v, want %v", tc.limit, got, tc.want)
+		}
+	}
+	if ins, err := s.Incidents(ctx, 1); err != nil || len(ins) != 1 {
+		t.Fatalf("Incidents(1): %d, %v", len(ins), err)
+	} else {
+		sameIncident(t, ins[0], list[4])
+	}
+	// Without a limit, 100.
+	for i := 0; i < 100; i++ {
+		if _, err := s.SaveIncident(ctx, store.Incident{Title: "old", Severity: "info", Status: "closed", OpenedAt: base.Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ins, err := s.Incidents(ctx, 0); err != nil || len(ins) != store.DefaultListLimit || ins[0].ID != list[4].ID {
+		t.Fatalf("default limit: %d incidents, %v", len(ins), err)
+	}
+}
+
+func testModes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	steps := []struct {
+		set  store.Mode
+		want []store.Mode
+	}{
+		{store.Mode{Name: "oversight", Enabled: true, Reason: "red-flag misses above target", Actor: "alert:redflag",
+			UpdatedAt: base.Add(1500 * time.Nanosecond).In(time.FixedZone("X", 3600))},
+			[]store.Mode{{Name: "oversight", Enabled: true, Reason: "red-flag misses above target", Actor: "alert:redflag", UpdatedAt: base.Add(time.Microsecond)}}},
+		{store.Mode{Name: "caching", Enabled: false, Reason: "drift", Actor: "alert:drift", UpdatedAt: base.Add(time.Minute)},
+			[]store.Mode{{Name: "caching", Reason: "drift", Actor: "alert:drift", UpdatedAt: base.Add(time.Minute)},
+				{Name: "oversight", Enabled: true, Reason: "red-flag misses above target", Actor: "alert:redflag", UpdatedAt: base.Add(time.Microsecond)}}},
+		// Setting a mode again replaces every field.
+		{store.Mode{Name: "oversight", Enabled: false, Actor: "admin", UpdatedAt: base.Add(2 * time.Minute)},
+			[]store.Mode{{Name: "caching", Reason: "drift", Actor: "alert:drift", UpdatedAt: base.Add(time.Minute)},
+				{Name: "oversight", Actor: "admin", UpdatedAt: base.Add(2 * time.Minute)}}},
+		{store.Mode{Name: "compliance", Enabled: true, Reason: "unaudited answers", Actor: "alert:compliance", UpdatedAt: base.Add(3 * time.Minute)},
+			[]store.Mode{{Name: "caching", Reason: "drift", Actor: "alert:drift", UpdatedAt: base.Add(time.Minute)},
+				{Name: "compliance", Enabled: true, Reason: "unaudited answers", Actor: "alert:compliance", UpdatedAt: base.Add(3 * time.Minute)},
+				{Name: "oversight", Actor: "admin", UpdatedAt: base.Add(2 * time.Minute)}}},
+	}
+	if ms, err := s.Modes(ctx); err != nil || len(ms) != 0 {
+		t.Fatalf("empty store lists %d modes, %v", len(ms), err)
+	}
+	for i, st := range steps {
+		if err := s.SetMode(ctx, st.set); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		got, err := s.Modes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, st.want) {
+			t.Fatalf("step %d:\n got %+v\nwant %+v", i, got, st.want)
+		}
+		if got[0].UpdatedAt.Location() != time.UTC {
+			t.Fatalf("step %d: UpdatedAt in %v, want UTC", i, got[0].UpdatedAt.Location())
+		}
+	}
+	if err := s.SetMode(ctx, store.Mode{Enabled: true}); err == nil {
+		t.Fatal("a mode without a name was accepted")
+	}
+	// A zero UpdatedAt becomes now.
+	before := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.SetMode(ctx, store.Mode{Name: "caching", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := s.Modes(ctx); err != nil || len(ms) != 3 || !ms[0].Enabled || ms[0].UpdatedAt.Before(before) || ms[0].UpdatedAt.After(time.Now()) {
+		t.Fatalf("zero UpdatedAt: %+v, %v; want about now", ms, err)
+	}
+}
+
+func testMonitorCounts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	b0 := time.Date(2030, 1, 2, 3, 0, 0, 0, time.UTC)
+	b1, b2 := b0.Add(time.Minute), b0.Add(2*time.Minute)
+	c := func(replica string, bucket time.Time, version, domain, name string, v float64) store.MonitorCount {
+		return store.MonitorCount{Replica: replica, Bucket: bucket, Version: version, Domain: domain, Name: name, Value: v}
+	}
+	save := func(cs ...store.MonitorCount) {
+		t.Helper()
+		if err := s.SaveMonitorCounts(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	totals := func(since time.Time) []store.MonitorTotal {
+		t.Helper()
+		ts, err := s.MonitorTotals(ctx, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	if got := totals(time.Time{}); len(got) != 0 {
+		t.Fatalf("empty store totals %+v", got)
+	}
+	save() // nothing to write
+	save(c("r1", b0, "", "", "answers", 10),
+		c("r1", b1, "", "", "answers", 5),
+		c("r2", b1.In(time.FixedZone("X", 3600)), "", "", "answers", 7), // the same instant in another zone
+		c("r1", b1, "triage/1", "cardio", "redflag_miss", 1),
+		c("r2", b2, "triage/1", "cardio", "redflag_miss", 2),
+		c("r1", b2, "", "", "mem_bytes", 100),
+		c("r2", b2, "", "", "mem_bytes", 300))
+	// A replica rewrites its current bucket: the value is replaced, and of
+	// two for one key in a call the later wins.
+	save(c("r1", b1, "", "", "answers", 6), c("r2", b2, "", "", "mem_bytes", 250), c("r2", b2, "", "", "mem_bytes", 280))
+
+	tests := []struct {
+		name  string
+		since time.Time
+		want  []store.MonitorTotal
+	}{
+		{"all", time.Time{}, []store.MonitorTotal{
+			{Name: "answers", Sum: 23, Max: 10}, {Name: "mem_bytes", Sum: 380, Max: 280},
+			{Version: "triage/1", Domain: "cardio", Name: "redflag_miss", Sum: 3, Max: 2}}},
+		{"since b1", b1, []store.MonitorTotal{
+			{Name: "answers", Sum: 13, Max: 7}, {Name: "mem_bytes", Sum: 380, Max: 280},
+			{Version: "triage/1", Domain: "cardio", Name: "redflag_miss", Sum: 3, Max: 2}}},
+		{"sub-µs since", b1.Add(-time.Nanosecond), []store.MonitorTotal{
+			{Name: "answers", Sum: 13, Max: 7}, {Name: "mem_bytes", Sum: 380, Max: 280},
+			{Version: "triage/1", Domain: "cardio", Name: "redflag_miss", Sum: 3, Max: 2}}},
+		{"since b2", b2, []store.MonitorTotal{
+			{Name: "mem_bytes", Sum: 380, Max: 280},
+			{Version: "triage/1", Domain: "cardio", Name: "redflag_miss", Sum: 2, Max: 2}}},
+		{"future", b2.Add(time.Minute), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := totals(tc.since); len(got) != len(tc.want) || (len(got) > 0 && !reflect.DeepEqual(got, tc.want)) {
+				t.Fatalf("totals:\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+
+	// One bad figure fails the whole call.
+	before := totals(time.Time{})
+	if err := s.SaveMonitorCounts(ctx, []store.MonitorCount{c("r3", b2, "", "", "answers", 50), c("r3", b2, "", "", "", 1)}); err == nil {
+		t.Fatal("a figure without a name was accepted")
+	}
+	if got := totals(time.Time{}); !reflect.DeepEqual(got, before) {
+		t.Fatalf("a failed call stored part of its figures: %+v", got)
+	}
+
+	deleteBefore := func(at time.Time, want int64) {
+		t.Helper()
+		if n, err := s.DeleteMonitorCountsBefore(ctx, at); err != nil || n != want {
+			t.Fatalf("delete before %v = %d, %v; want %d", at.Sub(b0), n, err, want)
+		}
+	}
+	deleteBefore(b1, 1) // r1's b0 answers; b1 itself is kept
+	deleteBefore(b1, 0)
+	if got := totals(time.Time{}); got[0] != (store.MonitorTotal{Name: "answers", Sum: 13, Max: 7}) {
+		t.Fatalf("after deleting b0: %+v", got)
+	}
+	deleteBefore(b1.Add(time.Nanosecond), 3) // sub-µs: b1 starts before it
+	want := []store.MonitorTotal{{Name: "mem_bytes", Sum: 380, Max: 280},
+		{Version: "triage/1", Domain: "cardio", Name: "redflag_miss", Sum: 2, Max: 2}}
+	if got := totals(time.Time{}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after deleting b1:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func testReconcile(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Date(2030, 1, 2, 3, 0, 0, 0, time.UTC)
+	write := func(b store.Batch) {
+		t.Helper()
+		if _, err := s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SaveQuery(ctx, Query("unaudited", "p", base)); err != nil { // at the window's start
+		t.Fatal(err)
+	}
+	write(store.Batch{Queries: []store.QueryRecord{Query("audited", "p", base.Add(time.Minute))},
+		Events: []audit.Event{event("inference", "p", "audited")}})
+	denied := event("inference", "p", "denied")
+	denied.Outcome = audit.OutcomeDenied // any outcome counts
+	write(store.Batch{Queries: []store.QueryRecord{Query("denied", "p", base.Add(2*time.Minute))}, Events: []audit.Event{denied}})
+	write(store.Batch{Queries: []store.QueryRecord{Query("audited-later", "", base.Add(3*time.Minute))}})
+	write(store.Batch{Events: []audit.Event{event("inference", "", "audited-later"), event("inference", "", "no-such-query")}})
+	write(store.Batch{Queries: []store.QueryRecord{Query("unaudited-2", "p", base.Add(4*time.Minute))}})
+	if err := s.SaveQuery(ctx, Query("late", "p", base.Add(time.Hour))); err != nil { // at the window's end
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		from, to time.Time
+		want     store.Reconciliation
+	}{
+		{"window", base, base.Add(time.Hour), store.Reconciliation{Queries: 5, Unaudited: 2}},
+		{"after the first", base.Add(time.Microsecond), base.Add(time.Hour), store.Reconciliation{Queries: 4, Unaudited: 1}},
+		{"with the end", base, base.Add(time.Hour + time.Microsecond), store.Reconciliation{Queries: 6, Unaudited: 3}},
+		{"sub-µs bounds", base.Add(-time.Nanosecond), base.Add(time.Hour + time.Nanosecond), store.Reconciliation{Queries: 6, Unaudited: 3}},
+		{"audited only", base.Add(time.Minute), base.Add(4 * time.Minute), store.Reconciliation{Queries: 3}},
+		{"empty", base.Add(2 * time.Hour), base.Add(3 * time.Hour), store.Reconciliation{}},
+		{"reversed", base.Add(time.Hour), base, store.Reconciliation{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Reconcile(ctx, tc.from, tc.to)
+			if err != nil || got != tc.want {
+				t.Fatalf("Reconcile = %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,112 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"medserve/internal/store"
+	"medserve/internal/store/storetest"
+)
+
+// TestMonitoringMigration brings a database as 0004 left it, with queries,
+// feedback, alerts and an incident written in 0001's columns, through 0005:
+// the old rows read with the new fields' defaults, the old alerts get
+// fingerprints of their own (two unresolved ones of one rule do not stop
+// the unique index from being built), and the new behaviour works.
+func TestMonitoringMigration(t *testing.T) {
+	ctx := context.Background()
+	d, err := connect(ctx, freshDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version >= 5 {
+			break
+		}
+		if err := d.apply(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	q := storetest.Query("r1", "p", base)
+	for _, st := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO queries (request_id, patient_pseudonym, time, domain, urgency, acuity, findings, differential,
+			confidence, query_hash, response_ms, model_version, cache_hit, text_sealed, patient_sealed)
+			VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8::jsonb,$9,$10,$11,$12,$13,$14,$15)`,
+			[]any{q.RequestID, q.PatientPseudonym, q.Time, q.Domain, q.Urgency, q.Acuity, q.FindingsJSON,
+				q.DifferentialJSON, q.Confidence, q.QueryHash, q.ResponseMS, q.ModelVersion, q.CacheHit, q.TextSealed,
+				q.PatientSealed}},
+		{`INSERT INTO feedback (request_id, true_acuity, confirmed_diagnosis, time) VALUES ('r1', 2, 'I21.9', $1)`,
+			[]any{base.Add(time.Minute)}},
+		// Ids from the identity column: 1, 2, 3 in a fresh database.
+		{`INSERT INTO alerts (rule, severity, state, labels, summary, started_at, resolved_at) VALUES
+			('latency', 'warning', 'firing', '{"domain":"cardio"}', 'old', $1, NULL),
+			('latency', 'warning', 'pending', '{"domain":"cardio"}', 'old', $2, NULL),
+			('latency', 'warning', 'resolved', '{}', 'old', $1, $3)`,
+			[]any{base, base.Add(time.Second), base.Add(time.Minute)}},
+		{`INSERT INTO incidents (id, alert_id, title, severity, status, opened_at) VALUES (5, 1, 'old', 'critical', 'open', $1)`,
+			[]any{base}},
+	} {
+		if _, err := d.pool.Exec(ctx, st.sql, st.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if h, err := d.PatientHistory(ctx, []string{"p"}, 0); err != nil || len(h) != 1 || h[0].InteractionAlerts != 0 {
+		t.Fatalf("old query after 0005: %+v, %v", h, err)
+	}
+	if o, err := d.Outcomes(ctx, time.Time{}); err != nil || len(o) != 1 || o[0].InteractionConfirmed != nil ||
+		o[0].TopDiagnosis != "I21.9" || o[0].ConfirmedDiagnosis != "I21.9" {
+		t.Fatalf("old feedback after 0005: %+v, %v", o, err)
+	}
+	as, err := d.Alerts(ctx, store.AlertFilter{})
+	if err != nil || len(as) != 3 {
+		t.Fatalf("old alerts after 0005: %+v, %v", as, err)
+	}
+	resolved := base.Add(time.Minute)
+	fired := base
+	want := map[int64]store.Alert{
+		1: {ID: 1, Rule: "latency", Fingerprint: "legacy:1", Severity: "warning", State: "firing",
+			Labels: map[string]string{"domain": "cardio"}, Summary: "old", StartedAt: base, FiredAt: &fired, UpdatedAt: base},
+		2: {ID: 2, Rule: "latency", Fingerprint: "legacy:2", Severity: "warning", State: "pending",
+			Labels: map[string]string{"domain": "cardio"}, Summary: "old", StartedAt: base.Add(time.Second), UpdatedAt: base.Add(time.Second)},
+		3: {ID: 3, Rule: "latency", Fingerprint: "legacy:3", Severity: "warning", State: "resolved",
+			Summary: "old", StartedAt: base, ResolvedAt: &resolved, UpdatedAt: resolved},
+	}
+	for _, a := range as {
+		if w := want[a.ID]; !reflect.DeepEqual(a, w) {
+			t.Errorf("alert %d after 0005:\n got %+v\nwant %+v", a.ID, a, w)
+		}
+	}
+	in, err := d.Incident(ctx, 5)
+	if err != nil || in.Report != "{}" || in.Rule != "" || in.AlertID != 1 || in.Title != "old" {
+		t.Fatalf("old incident after 0005: %+v, %v", in, err)
+	}
+
+	// The new rules hold on the migrated table.
+	first, err := d.SaveAlert(ctx, store.Alert{Rule: "latency", Fingerprint: "fp", Severity: "warning", State: "firing", StartedAt: base, UpdatedAt: base})
+	if err != nil || first.ID <= 3 {
+		t.Fatalf("new alert: %+v, %v", first, err)
+	}
+	if _, err := d.SaveAlert(ctx, store.Alert{Rule: "latency", Fingerprint: "fp", Severity: "warning", State: "pending", StartedAt: base, UpdatedAt: base}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second unresolved alert after 0005: %v, want ErrConflict", err)
+	}
+	// The materialized view is untouched and still refreshes.
+	if err := d.RefreshViews(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
