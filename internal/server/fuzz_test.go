@@ -35,14 +35,17 @@ func FuzzJSONBodies(f *testing.F) {
 	})
 }
 
-// FuzzRecordRoutes sends arbitrary bodies to the history and audit search
-// routes, and arbitrary query strings to GET /api/v1/audit, on a server
+// FuzzRecordRoutes sends arbitrary bodies to the history, audit search,
+// feedback and mode routes, and arbitrary query strings to the audit,
+// alert, incident and monitoring reads, on a server
 // with a real store and audit trail: a 2xx or a 4xx, never a 5xx or a panic.
 func FuzzRecordRoutes(f *testing.F) {
 	for _, s := range []string{
 		`{"patient_id": "MRN-1", "limit": 5}`, `{"patient_id": ""}`, `{"patient_id": "x", "limit": -1}`,
 		`{"patient_id": "x", "from": "2026-01-01T00:00:00Z", "to": "yesterday"}`, `{"after": 9223372036854775807, "limit": 1000}`,
 		`action=inference&limit=2`, `from=2026-13-01T00:00:00Z`, `patient=k1:abc&after=-1`, `%zz`,
+		`{"request_id": "r1", "true_acuity": 2, "interaction_confirmed": true}`, `{"enabled": false, "reason": "reviewed"}`,
+		`state=firing&limit=1000&since=2026-01-01T00:00:00Z`, `limit=0`,
 	} {
 		f.Add(s)
 	}
@@ -56,11 +59,14 @@ func FuzzRecordRoutes(f *testing.F) {
 				t.Fatalf("%s %s %q: status %d: %s", req.Method, req.URL.Path, s, rec.Code, rec.Body.String())
 			}
 		}
-		for _, route := range []string{"/api/v1/patients/history", "/api/v1/audit/search"} {
+		for _, route := range []string{"/api/v1/patients/history", "/api/v1/audit/search", "/api/v1/feedback"} {
 			check(httptest.NewRequest(http.MethodPost, route, strings.NewReader(s)))
 		}
-		req := httptest.NewRequest(http.MethodGet, "/api/v1/audit", nil)
-		req.URL.RawQuery = s
-		check(req)
+		check(httptest.NewRequest(http.MethodPut, "/api/v1/modes/scale_up", strings.NewReader(s)))
+		for _, route := range []string{"/api/v1/audit", "/api/v1/alerts", "/api/v1/incidents", "/api/v1/monitoring"} {
+			req := httptest.NewRequest(http.MethodGet, route, nil)
+			req.URL.RawQuery = s
+			check(req)
+		}
 	})
 }
