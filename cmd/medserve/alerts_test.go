@@ -271,3 +271,37 @@ func TestAlertScenario(t *testing.T) {
 		}
 	}
 }
+
+// TestInputDriftAlert: answers whose inputs no longer look like the
+// training data (here: every patient 85 and hypoxic) raise the drift
+// warning long before any feedback could.
+func TestInputDriftAlert(t *testing.T) {
+	base, _, stop := startServerWith(t, serveConfig{dataDir: t.TempDir(), cacheMB: 0,
+		mon: monitorConfig{interval: 200 * time.Millisecond, forOverride: "0s"}}, testEnv(nil))
+	defer func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	for i := 0; i < 120; i++ {
+		infer(t, base, fmt.Sprintf(`{"query": "short of breath %d", "patient": {"age": 85, "sex": "female"},
+			"vitals": {"spo2": 86, "rr": 28, "hr": 110}, "context": {"arrival_mode": "ambulance"}}`, i))
+	}
+	var mon struct {
+		Drift struct {
+			Answers int                `json:"answers"`
+			PSI     map[string]float64 `json:"psi"`
+			Max     float64            `json:"max"`
+			Feature string             `json:"feature"`
+		} `json:"drift"`
+	}
+	waitFor(t, "InputDrift firing", func() bool {
+		_, _, b := do(t, "GET", base+"/api/v1/alerts?state=firing", "", "")
+		return strings.Contains(string(b), `"rule":"InputDrift"`)
+	})
+	_, _, b := do(t, "GET", base+"/api/v1/monitoring", "", "")
+	if err := json.Unmarshal(b, &mon); err != nil || mon.Drift.Answers < 120 || mon.Drift.PSI["spo2"] <= 0.25 || mon.Drift.PSI["age"] <= 0.25 {
+		t.Fatalf("drift figures: %+v (%v)", mon.Drift, err)
+	}
+	t.Logf("120 answers for 85-year-old hypoxic patients: PSI %v; largest %s %.2f; InputDrift firing", mon.Drift.PSI, mon.Drift.Feature, mon.Drift.Max)
+}

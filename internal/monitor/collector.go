@@ -91,7 +91,11 @@ func (c *Collector) Observe(q clinical.Query, a *triage.Assessment, latency time
 			break
 		}
 	}
-	bins := Bins(InputOf(q, a.Findings), c.known)
+	in := InputOf(q, a.Findings)
+	// The vital signs the model read: the structured ones merged with
+	// those found in the text.
+	in.Vitals = a.Vitals
+	bins := Bins(in, c.known)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.current()
