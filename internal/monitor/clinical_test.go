@@ -33,6 +33,7 @@ func TestClinicalFigures(t *testing.T) {
 		// neurology, v1
 		outcome(v1, "neurology", 2, 2), // TP, exact, escalated
 		outcome(v1, "neurology", 5, 5), // TN, exact
+		outcome(v1, "neurology", 3, 2), // TP, under-triage, not escalated (true 2 answered 3)
 		// invalid acuities: skipped everywhere
 		outcome(v1, "neurology", 3, 0),
 		outcome(v1, "neurology", 6, 3),
@@ -57,10 +58,12 @@ func TestClinicalFigures(t *testing.T) {
 		{Key{v1, "cardiology"}, want{5, Rate{3, 5}, Rate{2, 5}, Rate{2, 3}, Rate{1, 2}, Rate{1, 3}, Rate{1, 5}, Rate{1, 2}, Rate{1, 2},
 			// Σ|t−p| = 5, expected disagreement 37 (hand-computed): 1 − 5·5/37
 			kappa(12.0 / 37)}},
-		{Key{v1, "neurology"}, want{2, Rate{2, 2}, Rate{2, 2}, Rate{1, 1}, Rate{1, 1}, Rate{0, 1}, Rate{0, 2}, Rate{1, 1}, Rate{0, 0}, kappa(1)}},
-		{Key{v1, AllDomains}, want{7, Rate{5, 7}, Rate{4, 7}, Rate{3, 4}, Rate{2, 3}, Rate{1, 4}, Rate{1, 7}, Rate{2, 3}, Rate{1, 2},
-			// Σ|t−p| = 5, expected disagreement 77 (hand-computed): 1 − 7·5/77
-			kappa(1 - 35.0/77)}},
+		{Key{v1, "neurology"}, want{3, Rate{3, 3}, Rate{2, 3}, Rate{2, 2}, Rate{1, 1}, Rate{0, 2}, Rate{1, 3}, Rate{1, 2}, Rate{0, 0},
+			// Σ|t−p| = 1, expected disagreement 13: 1 − 3·1/13
+			kappa(10.0 / 13)}},
+		{Key{v1, AllDomains}, want{8, Rate{6, 8}, Rate{4, 8}, Rate{4, 5}, Rate{2, 3}, Rate{1, 5}, Rate{2, 8}, Rate{2, 4}, Rate{1, 2},
+			// Σ|t−p| = 6, expected disagreement 96 (hand-computed): 1 − 8·6/96
+			kappa(0.5)}},
 		{Key{v2, "general"}, want{1, Rate{1, 1}, Rate{1, 1}, Rate{1, 1}, Rate{0, 0}, Rate{0, 1}, Rate{0, 1}, Rate{0, 0}, Rate{0, 0}, nil}},
 		{Key{v2, AllDomains}, want{1, Rate{1, 1}, Rate{1, 1}, Rate{1, 1}, Rate{0, 0}, Rate{0, 1}, Rate{0, 1}, Rate{0, 0}, Rate{0, 0}, nil}},
 		{Key{v3, AllDomains}, want{2, Rate{2, 2}, Rate{2, 2}, Rate{0, 0}, Rate{2, 2}, Rate{0, 0}, Rate{0, 2}, Rate{0, 0}, Rate{0, 0}, nil}},

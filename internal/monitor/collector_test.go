@@ -367,3 +367,24 @@ func TestQuantile(t *testing.T) {
 		})
 	}
 }
+
+// Run flushes once more when its context ends, so a replica shutting down
+// loses no counts.
+func TestCollectorRunFlushesOnStop(t *testing.T) {
+	rec := &countsRecorder{}
+	c := NewCollector("r", rec, time.Minute, nil, nil)
+	o := sampleAnswers()[0]
+	c.Observe(o.q, o.a, o.latency, o.cacheHit)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx, time.Hour, t.Logf); close(done) }()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if got := rec.total("", "", nAnswers); got != 1 {
+		t.Errorf("answers stored on stop = %v, want 1", got)
+	}
+}
