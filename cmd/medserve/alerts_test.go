@@ -73,6 +73,18 @@ func (w *webhookReceiver) pages(rule string) int {
 	return n
 }
 
+func (w *webhookReceiver) allPages() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, x := range w.got {
+		if x["page"] == true {
+			n++
+		}
+	}
+	return n
+}
+
 // waitFor polls cond every 50 ms for up to 20 s.
 func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 	t.Helper()
@@ -229,6 +241,19 @@ func TestAlertScenario(t *testing.T) {
 	logf("incident #%d report: versions %v; actions: %s", sens.incident, inc.Report.Versions, joined)
 	if hook.pages("SensitivityDegraded") != 1 {
 		t.Fatalf("the webhook got %d pages for SensitivityDegraded, want 1", hook.pages("SensitivityDegraded"))
+	}
+	// FNR, escalation and the safety score fail for the same version:
+	// they join this incident rather than paging again.
+	waitFor(t, "related alerts in the incident", func() bool {
+		_, _, b := do(t, "GET", fmt.Sprintf("%s/api/v1/incidents/%d", base, sens.incident), "", "")
+		return strings.Contains(string(b), `"related_alerts"`) && strings.Contains(string(b), `"rule":"FalseNegativeRateHigh"`)
+	})
+	if n := hook.allPages(); n != 1 {
+		t.Fatalf("%d pages for one failing version, want 1", n)
+	}
+	_, _, b = do(t, "GET", base+"/api/v1/incidents", "", "")
+	if n := strings.Count(string(b), `"id":`); n != 1 {
+		t.Fatalf("%d incidents for one failing version, want 1: %s", n, b)
 	}
 
 	// Version 2 no longer serves: its alerts resolve; nothing fires twice.

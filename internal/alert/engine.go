@@ -71,9 +71,18 @@ type Report struct {
 	Summary    string            `json:"summary"`
 	Metrics    *monitor.Snapshot `json:"metrics"` // the snapshot the rule fired on
 	Actions    []ActionResult    `json:"actions"`
-	Versions   map[string]string `json:"model_versions"` // before, after
+	Versions   map[string]string `json:"model_versions"`           // before, after
+	Related    []Related         `json:"related_alerts,omitempty"` // later alerts about the same version
 	Resolved   *time.Time        `json:"resolved_at,omitempty"`
 	RolledBack bool              `json:"rolled_back"`
+}
+
+// Related is an alert that joined an incident.
+type Related struct {
+	AlertID int64     `json:"alert_id"`
+	Rule    string    `json:"rule"`
+	Summary string    `json:"summary"`
+	Time    time.Time `json:"time"`
 }
 
 // Config tunes the engine.
@@ -171,6 +180,16 @@ func (e *Engine) Evaluate(ctx context.Context, snap *monitor.Snapshot) error {
 		byFP[a.Fingerprint] = a
 	}
 	seen := map[string]bool{}
+	// One incident per model version while it is being dealt with: a
+	// version that misses on sensitivity usually misses on FNR and
+	// escalation too, and those alerts join its open incident instead of
+	// paging again.
+	incidentOf := map[string]int64{}
+	for _, a := range active {
+		if v := a.Labels["version"]; v != "" && a.State == "firing" && a.IncidentID != 0 {
+			incidentOf[v] = a.IncidentID
+		}
+	}
 	var errs []error
 	for _, r := range e.cfg.Rules {
 		forDur := r.For
@@ -202,8 +221,19 @@ func (e *Engine) Evaluate(ctx context.Context, snap *monitor.Snapshot) error {
 			}
 			if fire {
 				e.cfg.Logf("alert %s firing: %s", r.Name, a.Summary)
-				if err := e.fire(ctx, r, a, snap); err != nil {
+				v := a.Labels["version"]
+				if id, ok := incidentOf[v]; ok && v != "" {
+					if err := e.join(ctx, r, a, id); err != nil {
+						errs = append(errs, err)
+					}
+					continue
+				}
+				id, err := e.fire(ctx, r, a, snap)
+				if err != nil {
 					errs = append(errs, err)
+				}
+				if id != 0 && v != "" {
+					incidentOf[v] = id
 				}
 			}
 		}
@@ -226,8 +256,32 @@ func (e *Engine) Evaluate(ctx context.Context, snap *monitor.Snapshot) error {
 	return errors.Join(errs...)
 }
 
-// fire takes a rule's actions for a newly firing alert.
-func (e *Engine) fire(ctx context.Context, r Rule, a store.Alert, snap *monitor.Snapshot) error {
+// join links a newly firing alert to the open incident of an earlier one
+// about the same version: the actions were taken for that one.
+func (e *Engine) join(ctx context.Context, r Rule, a store.Alert, incident int64) error {
+	a.IncidentID = incident
+	if _, err := e.st.SaveAlert(ctx, a); err != nil {
+		return fmt.Errorf("link alert %d to incident %d: %w", a.ID, incident, err)
+	}
+	if in, err := e.st.Incident(ctx, incident); err == nil {
+		var rep Report
+		if json.Unmarshal([]byte(in.Report), &rep) == nil {
+			rep.Related = append(rep.Related, Related{AlertID: a.ID, Rule: r.Name, Summary: a.Summary, Time: e.cfg.Now().UTC()})
+			in.Report = mustJSON(rep)
+			if _, err := e.st.SaveIncident(ctx, in); err != nil {
+				return fmt.Errorf("add alert %d to incident %d: %w", a.ID, incident, err)
+			}
+		}
+	}
+	e.cfg.Logf("alert %s joins incident #%d (same version, already acted on)", r.Name, incident)
+	_ = e.act.Send(ctx, Notification{Status: "firing", Rule: r.Name, Severity: r.Severity, Summary: a.Summary, Labels: a.Labels,
+		Value: a.Value, Threshold: a.Threshold, AlertID: a.ID, IncidentID: incident, Time: e.cfg.Now().UTC()})
+	return nil
+}
+
+// fire takes a rule's actions for a newly firing alert and returns the
+// incident it opened (0 for none).
+func (e *Engine) fire(ctx context.Context, r Rule, a store.Alert, snap *monitor.Snapshot) (int64, error) {
 	rep := Report{Alert: a, Rule: r.Name, Summary: a.Summary, Metrics: snap, Versions: map[string]string{"before": e.act.Production()}}
 	do := func(act Action, ok bool, detail string) {
 		rep.Actions = append(rep.Actions, ActionResult{Action: act, Time: e.cfg.Now().UTC(), OK: ok, Detail: detail})
@@ -236,20 +290,24 @@ func (e *Engine) fire(ctx context.Context, r Rule, a store.Alert, snap *monitor.
 	reason := fmt.Sprintf("alert %s (#%d): %s", r.Name, a.ID, a.Summary)
 	incident := has(r.Actions, Incident) || r.Severity == "critical"
 	var in store.Incident
+	var errs []error
 	if incident {
 		// The incident exists before anything is done, so a crash
-		// part-way leaves a record of what was started.
-		var err error
-		in, err = e.st.SaveIncident(ctx, store.Incident{AlertID: a.ID, Rule: r.Name, Title: r.Summary, Severity: r.Severity,
+		// part-way leaves a record of what was started. If it cannot be
+		// opened the actions are still taken: the alert is firing now
+		// and will not fire again.
+		opened, err := e.st.SaveIncident(ctx, store.Incident{AlertID: a.ID, Rule: r.Name, Title: r.Summary, Severity: r.Severity,
 			Status: "open", Report: mustJSON(rep), OpenedAt: e.cfg.Now().UTC()})
 		if err != nil {
-			return fmt.Errorf("open incident for %s: %w", a.Fingerprint, err)
+			errs = append(errs, fmt.Errorf("open incident for %s: %w", a.Fingerprint, err))
+		} else {
+			in = opened
+			a.IncidentID = in.ID
+			if _, err := e.st.SaveAlert(ctx, a); err != nil {
+				errs = append(errs, fmt.Errorf("link incident to alert %d: %w", a.ID, err))
+			}
+			reason = fmt.Sprintf("alert %s (incident #%d): %s", r.Name, in.ID, a.Summary)
 		}
-		a.IncidentID = in.ID
-		if _, err := e.st.SaveAlert(ctx, a); err != nil {
-			return fmt.Errorf("link incident to alert %d: %w", a.ID, err)
-		}
-		reason = fmt.Sprintf("alert %s (incident #%d): %s", r.Name, in.ID, a.Summary)
 	}
 	for _, act := range r.Actions {
 		switch act {
@@ -274,13 +332,13 @@ func (e *Engine) fire(ctx context.Context, r Rule, a store.Alert, snap *monitor.
 	} else {
 		do(map[bool]Action{true: Page, false: Notify}[page], true, "webhook delivered (or none configured); logged")
 	}
-	if incident {
+	if in.ID != 0 {
 		in.Report = mustJSON(rep)
 		if _, err := e.st.SaveIncident(ctx, in); err != nil {
-			return fmt.Errorf("write incident %d report: %w", in.ID, err)
+			errs = append(errs, fmt.Errorf("write incident %d report: %w", in.ID, err))
 		}
 	}
-	return nil
+	return in.ID, errors.Join(errs...)
 }
 
 // rollback happens at most once per incident (it is one action of one

@@ -59,7 +59,7 @@ func (m *ModeState) Apply(modes []store.Mode) {
 				}
 			}
 		case ModeCaching:
-			caching = x.Enabled || m.cachingDefault
+			caching = x.Enabled // once set (by the engine or an admin), the mode decides
 		case ModeCompliance:
 			compliance = x.Enabled
 		}

@@ -130,7 +130,7 @@ func NewProfile(inputs []Input, topConcepts int) *Profile {
 		return names[i] < names[j]
 	})
 	p := &Profile{N: len(inputs), Concepts: map[string]bool{}}
-	for _, c := range names[:min(topConcepts, len(names))] {
+	for _, c := range names[:max(0, min(topConcepts, len(names)))] {
 		p.Concepts[c] = true
 	}
 	counts := map[string]float64{}
