@@ -31,6 +31,9 @@ type Config struct {
 	Now           func() time.Time
 }
 
+// MonitorCountsKept is how long the replicas' monitoring counts are kept.
+const MonitorCountsKept = 7 * 24 * time.Hour
+
 // Run runs the jobs until ctx is done; each also runs once at start.
 func Run(ctx context.Context, c Config) {
 	if c.ViewsEvery <= 0 {
@@ -58,6 +61,12 @@ func Run(ctx context.Context, c Config) {
 		{name: "refresh-views", every: c.ViewsEvery, fn: c.Store.RefreshViews},
 		{name: "cache-sweep", every: c.SweepEvery, fn: func(ctx context.Context) error {
 			_, err := c.Store.CacheSweep(ctx, c.Now())
+			return err
+		}},
+		// The replicas' answer counts only feed windows of a day at most
+		// (monitor); a week is kept for looking back at an incident.
+		{name: "monitor-counts-sweep", every: c.SweepEvery, fn: func(ctx context.Context) error {
+			_, err := c.Store.DeleteMonitorCountsBefore(ctx, c.Now().Add(-MonitorCountsKept))
 			return err
 		}},
 	}

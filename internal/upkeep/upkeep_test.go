@@ -74,3 +74,40 @@ func TestRetainDeletesOldQueriesAndAuditsIt(t *testing.T) {
 		t.Fatalf("chain after retention: %v %+v", err, rep)
 	}
 }
+
+// TestRunSweepsOldMonitorCounts: the replicas' monitoring counts older
+// than MonitorCountsKept go; the ones the windows still read stay.
+func TestRunSweepsOldMonitorCounts(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "medserve.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var cs []store.MonitorCount
+	for _, age := range []time.Duration{MonitorCountsKept + time.Hour, MonitorCountsKept - time.Hour, time.Minute} {
+		cs = append(cs, store.MonitorCount{Replica: "r1", Bucket: now.Add(-age).Truncate(time.Minute), Name: "answers", Value: 1})
+	}
+	if err := st.SaveMonitorCounts(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { Run(rctx, Config{Store: st, Now: func() time.Time { return now }}); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		totals, err := st.MonitorTotals(ctx, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(totals) == 1 && totals[0].Sum == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("monitor counts after the sweep: %+v", totals)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
