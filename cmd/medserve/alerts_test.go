@@ -290,6 +290,9 @@ func TestAlertScenario(t *testing.T) {
 	if !strings.Contains(string(b), `medserve_clinical_sensitivity{domain="all",version="triage/2"}`) {
 		t.Fatalf("metrics lack the clinical figures")
 	}
+	if !strings.Contains(string(b), `medserve_model_info{family="gbt",model="triage",version="1"} 1`) || strings.Contains(string(b), `medserve_model_info{family="gbt",model="triage",version="2"}`) {
+		t.Fatalf("medserve_model_info does not name the version in production after the rollback")
+	}
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, "alert") {
 			t.Log(line)

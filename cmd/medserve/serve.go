@@ -192,7 +192,7 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 	}
 	pipe := pipeline.New(triage.NewAssessor(feat, art), k, pred, pc, keyFn, pipeline.Config{Deadline: c.deadline})
 	pipe.SetCaching(c.cacheMB > 0)
-	reg.Attach(pipe, retirePred)
+	reg.Attach(infoSwapper{pipe, metrics}, retirePred)
 	if err := reg.Resume(ctx); err != nil {
 		// Production serves regardless: a canary or shadow that cannot be
 		// restored is reported, not fatal.
@@ -269,4 +269,19 @@ func serve(ctx context.Context, e env, c serveConfig, ln net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// infoSwapper keeps medserve_model_info naming the version in production
+// as the registry swaps versions.
+type infoSwapper struct {
+	*pipeline.Pipeline
+	metrics *server.Metrics
+}
+
+func (s infoSwapper) Swap(as *triage.Assessor, pr pipeline.Predictor, retire func()) <-chan struct{} {
+	done := s.Pipeline.Swap(as, pr, retire)
+	m := as.Artifact().Manifest
+	s.metrics.ModelInfo.Reset()
+	s.metrics.ModelInfo.WithLabelValues(m.Name, m.Version, m.Family).Set(1)
+	return done
 }
