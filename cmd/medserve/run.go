@@ -19,6 +19,9 @@ var version = "dev"
 // errUsage marks a command-line mistake; the usage text has been printed.
 var errUsage = errors.New("usage error")
 
+// errHelp ends a command whose flags were asked for (-h); run reports success.
+var errHelp = errors.New("help shown")
+
 // env is what every subcommand gets: its arguments and the process's
 // environment and streams, passed in so that tests can run the whole program.
 type env struct {
@@ -70,7 +73,14 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 		return errUsage
 	}
 	e := env{args: args[2:], getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
-	switch args[1] {
+	if err := dispatch(ctx, args[1], e); !errors.Is(err, errHelp) {
+		return err
+	}
+	return nil // the command's flags were printed; nothing was run
+}
+
+func dispatch(ctx context.Context, cmd string, e env) error {
+	switch cmd {
 	case "serve":
 		return cmdServe(ctx, e)
 	case "analyze":
@@ -106,10 +116,10 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 	case "keys":
 		return cmdKeys(ctx, e)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(e.stdout, usage)
 		return nil
 	}
-	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[1], usage)
+	fmt.Fprintf(e.stderr, "unknown command %q\n\n%s", cmd, usage)
 	return errUsage
 }
 
@@ -151,7 +161,7 @@ func parseFlags(fset *flag.FlagSet, e env) error {
 	fset.SetOutput(e.stderr)
 	if err := fset.Parse(e.args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil
+			return errHelp // -h: stop after the flags were printed
 		}
 		return errUsage
 	}
