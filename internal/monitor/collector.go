@@ -34,6 +34,16 @@ const (
 // seed's warning and critical response times.
 var latencyBounds = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5}
 
+// latencyNames are the bounds' figure names, made once: Observe runs on
+// every answer.
+var latencyNames = func() []string {
+	out := make([]string, len(latencyBounds))
+	for i, ub := range latencyBounds {
+		out[i] = nLatencyLE + strconv.FormatFloat(ub, 'g', -1, 64)
+	}
+	return out
+}()
+
 // CountsStore is where replicas write their counts.
 type CountsStore interface {
 	SaveMonitorCounts(ctx context.Context, cs []store.MonitorCount) error
@@ -116,9 +126,9 @@ func (c *Collector) Observe(q clinical.Query, a *triage.Assessment, latency time
 		b[countKey{"", "", nReview}]++
 	}
 	s := latency.Seconds()
-	for _, ub := range latencyBounds {
+	for i, ub := range latencyBounds {
 		if s <= ub {
-			b[countKey{"", "", nLatencyLE + strconv.FormatFloat(ub, 'g', -1, 64)}]++
+			b[countKey{"", "", latencyNames[i]}]++
 		}
 	}
 	for _, bin := range bins {

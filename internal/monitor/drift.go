@@ -62,6 +62,34 @@ func numericBin(feature string, v *float64) string {
 	return "missing" // NaN
 }
 
+// binName is "feature=bin" for the fixed bins without building a string
+// (Bins runs on every answer); other names are concatenated.
+func binName(feature, bin string) string {
+	if n, ok := fixedBinNames[feature+"\x00"+bin]; ok {
+		return n
+	}
+	return feature + "=" + bin
+}
+
+var fixedBinNames = func() map[string]string {
+	m := map[string]string{}
+	add := func(f, b string) { m[f+"\x00"+b] = f + "=" + b }
+	for f, bands := range numericBands {
+		add(f, "missing")
+		for _, b := range bands {
+			add(f, b.name)
+		}
+	}
+	for _, f := range []string{"sex", "arrival"} {
+		for _, b := range []string{"missing", "other", "female", "male", "walk-in", "ambulance", "private-vehicle"} {
+			add(f, b)
+		}
+	}
+	add("concept", "none")
+	add("concept", "other")
+	return m
+}()
+
 func categoryBin(s string) string {
 	s = strings.ToLower(strings.TrimSpace(s))
 	switch s {
@@ -76,16 +104,17 @@ func categoryBin(s string) string {
 // Bins names the bins one input falls in, as "feature=bin"; concepts
 // outside known count as "other", none at all as "none".
 func Bins(in Input, known map[string]bool) []string {
-	out := []string{
-		"age=" + numericBin("age", in.Age),
-		"sex=" + categoryBin(in.Sex),
-		"arrival=" + categoryBin(in.Arrival),
-		"sbp=" + numericBin("sbp", in.Vitals.SBP),
-		"hr=" + numericBin("hr", in.Vitals.HR),
-		"rr=" + numericBin("rr", in.Vitals.RR),
-		"temp_c=" + numericBin("temp_c", in.Vitals.TempC),
-		"spo2=" + numericBin("spo2", in.Vitals.SpO2),
-	}
+	out := make([]string, 0, 8+len(in.Concepts))
+	out = append(out,
+		binName("age", numericBin("age", in.Age)),
+		binName("sex", categoryBin(in.Sex)),
+		binName("arrival", categoryBin(in.Arrival)),
+		binName("sbp", numericBin("sbp", in.Vitals.SBP)),
+		binName("hr", numericBin("hr", in.Vitals.HR)),
+		binName("rr", numericBin("rr", in.Vitals.RR)),
+		binName("temp_c", numericBin("temp_c", in.Vitals.TempC)),
+		binName("spo2", numericBin("spo2", in.Vitals.SpO2)),
+	)
 	if len(in.Concepts) == 0 {
 		return append(out, "concept=none")
 	}
