@@ -150,7 +150,8 @@ func (m *Monitor) Refresh(ctx context.Context) (*Snapshot, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.cfg.Now().UTC()
-	s := &Snapshot{Time: now, MinSamples: m.cfg.MinSamples, Serving: m.cfg.Serving(), Targets: map[string]Targets{}}
+	// Snapshots are shared by readers: complete when stored, never changed after.
+	s := &Snapshot{Time: now, MinSamples: m.cfg.MinSamples, Serving: m.cfg.Serving(), Targets: map[string]Targets{}, Clinical: []ClinicalEntry{}}
 	s.Windows.Clinical, s.Windows.Runtime, s.Windows.Compliance = m.cfg.Window.String(), m.cfg.RuntimeWindow.String(), m.cfg.ComplianceWindow.String()
 	for _, v := range s.Serving {
 		s.Targets[v] = m.cfg.Targets(v)

@@ -114,9 +114,7 @@ func (s *Server) handleMonitoring() http.Handler {
 				return
 			}
 		}
-		if snap.Clinical == nil {
-			snap.Clinical = []monitor.ClinicalEntry{}
-		}
+		// The snapshot is shared (the engine reads it): never written here.
 		writeJSON(w, http.StatusOK, monitoringResponse{Snapshot: snap, Modes: toModeJSON(snap.Modes), Alerts: toAlertJSON(snap.Alerts)})
 	})
 }
