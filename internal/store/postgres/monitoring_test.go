@@ -2,12 +2,9 @@ package postgres
 
 import (
 	"context"
-	"errors"
-	"reflect"
 	"testing"
 	"time"
 
-	"medserve/internal/store"
 	"medserve/internal/store/storetest"
 )
 
@@ -66,45 +63,7 @@ func TestMonitoringMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if h, err := d.PatientHistory(ctx, []string{"p"}, 0); err != nil || len(h) != 1 || h[0].InteractionAlerts != 0 {
-		t.Fatalf("old query after 0005: %+v, %v", h, err)
-	}
-	if o, err := d.Outcomes(ctx, time.Time{}); err != nil || len(o) != 1 || o[0].InteractionConfirmed != nil ||
-		o[0].TopDiagnosis != "I21.9" || o[0].ConfirmedDiagnosis != "I21.9" {
-		t.Fatalf("old feedback after 0005: %+v, %v", o, err)
-	}
-	as, err := d.Alerts(ctx, store.AlertFilter{})
-	if err != nil || len(as) != 3 {
-		t.Fatalf("old alerts after 0005: %+v, %v", as, err)
-	}
-	resolved := base.Add(time.Minute)
-	fired := base
-	want := map[int64]store.Alert{
-		1: {ID: 1, Rule: "latency", Fingerprint: "legacy:1", Severity: "warning", State: "firing",
-			Labels: map[string]string{"domain": "cardio"}, Summary: "old", StartedAt: base, FiredAt: &fired, UpdatedAt: base},
-		2: {ID: 2, Rule: "latency", Fingerprint: "legacy:2", Severity: "warning", State: "pending",
-			Labels: map[string]string{"domain": "cardio"}, Summary: "old", StartedAt: base.Add(time.Second), UpdatedAt: base.Add(time.Second)},
-		3: {ID: 3, Rule: "latency", Fingerprint: "legacy:3", Severity: "warning", State: "resolved",
-			Summary: "old", StartedAt: base, ResolvedAt: &resolved, UpdatedAt: resolved},
-	}
-	for _, a := range as {
-		if w := want[a.ID]; !reflect.DeepEqual(a, w) {
-			t.Errorf("alert %d after 0005:\n got %+v\nwant %+v", a.ID, a, w)
-		}
-	}
-	in, err := d.Incident(ctx, 5)
-	if err != nil || in.Report != "{}" || in.Rule != "" || in.AlertID != 1 || in.Title != "old" {
-		t.Fatalf("old incident after 0005: %+v, %v", in, err)
-	}
-
-	// The new rules hold on the migrated table.
-	first, err := d.SaveAlert(ctx, store.Alert{Rule: "latency", Fingerprint: "fp", Severity: "warning", State: "firing", StartedAt: base, UpdatedAt: base})
-	if err != nil || first.ID <= 3 {
-		t.Fatalf("new alert: %+v, %v", first, err)
-	}
-	if _, err := d.SaveAlert(ctx, store.Alert{Rule: "latency", Fingerprint: "fp", Severity: "warning", State: "pending", StartedAt: base, UpdatedAt: base}); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("second unresolved alert after 0005: %v, want ErrConflict", err)
-	}
+	storetest.CheckMigratedToMonitoring(t, d, base)
 	// The materialized view is untouched and still refreshes.
 	if err := d.RefreshViews(ctx); err != nil {
 		t.Fatal(err)

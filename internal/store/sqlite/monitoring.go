@@ -348,23 +348,7 @@ func (d *DB) MonitorTotals(ctx context.Context, since time.Time) ([]store.Monito
 // before t, in chunks of deleteChunk (as DeleteQueriesBefore, so other
 // writers get the lock in between), and returns how many it deleted.
 func (d *DB) DeleteMonitorCountsBefore(ctx context.Context, t time.Time) (int64, error) {
-	cutoff := micros(store.CeilMicro(t))
-	var total int64
-	for {
-		res, err := d.db.ExecContext(ctx, `DELETE FROM monitor_counts WHERE rowid IN
-			(SELECT rowid FROM monitor_counts WHERE bucket < ? LIMIT ?)`, cutoff, deleteChunk)
-		if err != nil {
-			return total, fmt.Errorf("sqlite: delete monitor counts: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, fmt.Errorf("sqlite: delete monitor counts: %w", err)
-		}
-		total += n
-		if n < deleteChunk {
-			return total, nil
-		}
-	}
+	return d.deleteBefore(ctx, "monitor_counts", "bucket", t, deleteChunk)
 }
 
 // Reconcile counts the queries with from ≤ time < to and those of them

@@ -147,17 +147,24 @@ func (d *DB) DeleteQueriesBefore(ctx context.Context, t time.Time) (int64, error
 }
 
 func (d *DB) deleteQueriesBefore(ctx context.Context, t time.Time, chunk int64) (int64, error) {
+	return d.deleteBefore(ctx, "queries", "time", t, chunk)
+}
+
+// deleteBefore deletes the rows of table whose column is before t, chunk
+// rows per statement so that other writers get the lock in between, and
+// returns how many it deleted. table and column are constants of ours.
+func (d *DB) deleteBefore(ctx context.Context, table, column string, t time.Time, chunk int64) (int64, error) {
 	cutoff := micros(store.CeilMicro(t))
+	q := `DELETE FROM ` + table + ` WHERE rowid IN (SELECT rowid FROM ` + table + ` WHERE ` + column + ` < ? LIMIT ?)`
 	var total int64
 	for {
-		res, err := d.db.ExecContext(ctx, `DELETE FROM queries WHERE rowid IN
-			(SELECT rowid FROM queries WHERE time < ? LIMIT ?)`, cutoff, chunk)
+		res, err := d.db.ExecContext(ctx, q, cutoff, chunk)
 		if err != nil {
-			return total, fmt.Errorf("sqlite: delete queries: %w", err)
+			return total, fmt.Errorf("sqlite: delete %s: %w", table, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return total, fmt.Errorf("sqlite: delete queries: %w", err)
+			return total, fmt.Errorf("sqlite: delete %s: %w", table, err)
 		}
 		total += n
 		if n < chunk {
