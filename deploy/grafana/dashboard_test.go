@@ -48,6 +48,7 @@ var knownMetrics = map[string]metricKind{
 	"medserve_clinical_escalation_accuracy":   gauge,
 	"medserve_clinical_interaction_detection": gauge,
 	"medserve_clinical_feedback_samples":      gauge,
+	"medserve_clinical_red_flag_answers":      gauge,
 	"medserve_safety_score":                   gauge,
 	"medserve_compliance_score":               gauge,
 	"medserve_input_drift_psi":                gauge,
@@ -335,7 +336,9 @@ func TestRules(t *testing.T) {
 		}
 	}
 	clinical := regexp.MustCompile(`medserve_clinical_[a-z_]+`)
-	guard := regexp.MustCompile(`and on \(version, domain\)\s+max by \(version, domain\) \(medserve_clinical_feedback_samples\) >= 30`)
+	// Feedback figures rest on feedback samples; the critical-symptom miss
+	// rate is counted on answers and rests on red-flag answers.
+	guard := regexp.MustCompile(`and on \(version, domain\)\s+max by \(version, domain\) \(medserve_clinical_(feedback_samples|red_flag_answers)\) >= 30`)
 	var alerts []string
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
@@ -366,7 +369,9 @@ func TestRules(t *testing.T) {
 				t.Errorf("%s: runbook_url %q: deploy/README.md has no heading \"### %s\"", where, r.Annotations["runbook_url"], r.Alert)
 			}
 			// Every clinical figure acts only on enough feedback.
-			if uses := clinical.FindAllString(r.Expr, -1); len(slices.DeleteFunc(uses, func(s string) bool { return s == "medserve_clinical_feedback_samples" })) > 0 && !guard.MatchString(r.Expr) {
+			if uses := clinical.FindAllString(r.Expr, -1); len(slices.DeleteFunc(uses, func(s string) bool {
+				return s == "medserve_clinical_feedback_samples" || s == "medserve_clinical_red_flag_answers"
+			})) > 0 && !guard.MatchString(r.Expr) {
 				t.Errorf("%s: a clinical rule without the 30-sample guard", where)
 			}
 		}

@@ -11,6 +11,7 @@ type Exporter struct {
 	m         *Monitor
 	clinical  map[string]*prometheus.Desc
 	samples   *prometheus.Desc
+	redFlags  *prometheus.Desc
 	safety    *prometheus.Desc
 	compl     *prometheus.Desc
 	cacheHit  *prometheus.Desc
@@ -48,6 +49,7 @@ func NewExporter(m *Monitor, c *Collector) *Exporter {
 	vd := []string{"version", "domain"}
 	e := &Exporter{m: m, collector: c, clinical: map[string]*prometheus.Desc{}, modes: map[string]*prometheus.Desc{},
 		samples:  prometheus.NewDesc("medserve_clinical_feedback_samples", "Feedback samples in the clinical window.", vd, nil),
+		redFlags: prometheus.NewDesc("medserve_clinical_red_flag_answers", "Answers with an affirmed red-flag finding in the clinical window (what the critical-symptom miss rate rests on).", vd, nil),
 		safety:   prometheus.NewDesc("medserve_safety_score", "Share of the validation gate's checks the production version passes on live feedback.", nil, nil),
 		compl:    prometheus.NewDesc("medserve_compliance_score", "Share of stored queries in the window with an audit event (independent reconciliation).", nil, nil),
 		cacheHit: prometheus.NewDesc("medserve_cache_hit_rate", "Share of answers served from a cache in the runtime window, all replicas.", nil, nil),
@@ -72,7 +74,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range e.modes {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{e.samples, e.safety, e.compl, e.cacheHit, e.drift, e.alerts, e.cpuLocal} {
+	for _, d := range []*prometheus.Desc{e.samples, e.redFlags, e.safety, e.compl, e.cacheHit, e.drift, e.alerts, e.cpuLocal} {
 		ch <- d
 	}
 }
@@ -96,6 +98,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range s.Clinical {
 		if c.Samples > 0 {
 			gauge(e.samples, float64(c.Samples), c.Version, c.Domain)
+		}
+		if c.CriticalMiss.Den > 0 {
+			gauge(e.redFlags, float64(c.CriticalMiss.Den), c.Version, c.Domain)
 		}
 		for name, fig := range clinicalGauges {
 			if v, ok := fig(c.Clinical).Value(); ok {
