@@ -105,6 +105,7 @@ func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 // answers name version 1 and, under human oversight, all require review →
 // an admin clears oversight and answers stop carrying the reason.
 func TestAlertScenario(t *testing.T) {
+	t.Parallel()
 	models := t.TempDir()
 	copyModelVersion(t, models, "1", true)
 	hook := newWebhookReceiver(t)
@@ -305,6 +306,7 @@ func TestAlertScenario(t *testing.T) {
 // training data (here: every patient 85 and hypoxic) raise the drift
 // warning long before any feedback could.
 func TestInputDriftAlert(t *testing.T) {
+	t.Parallel()
 	base, _, stop := startServerWith(t, serveConfig{dataDir: t.TempDir(), cacheMB: 0,
 		mon: monitorConfig{interval: 200 * time.Millisecond, forOverride: "0s"}}, testEnv(nil))
 	defer func() {
