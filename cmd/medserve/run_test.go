@@ -341,6 +341,7 @@ func TestTriageJSONL(t *testing.T) {
 }
 
 func TestTrainAndEvalSavedModel(t *testing.T) {
+	t.Parallel() // long and self-contained: runs beside the other long ones
 	dir := t.TempDir()
 	out, stderr, err := runCLI(t, "", "train", "triage", "--families", "logreg", "--folds", "2", "--bootstrap", "0", "--models", dir, "--version", "7")
 	if err != nil {
