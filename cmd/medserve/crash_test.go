@@ -88,7 +88,8 @@ func startChild(t *testing.T, args []string, env []string) *child {
 // request that was answered has exactly one query record and one audit
 // event, that nothing is duplicated, and that the chain verifies.
 func TestCrashLosesNothing(t *testing.T) {
-	t.Parallel() // long and self-contained: runs beside the other long ones
+	// Long and self-contained: runs beside the other long ones.
+	t.Parallel()
 	if testing.Short() && os.Getenv("CI") != "true" { // CI always runs it
 		t.Skip("starts the server three times")
 	}
