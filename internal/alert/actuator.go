@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"medserve/internal/store"
@@ -16,6 +18,8 @@ import (
 type Registry interface {
 	Rollback(ctx context.Context, actor, reason string) (string, error)
 	ProductionVersion() string
+	ServingVersions() []string
+	Promote(ctx context.Context, version, stage string, percent int, actor, reason string) error
 }
 
 // Actions carries out the engine's decisions on this replica: rollbacks
@@ -38,6 +42,20 @@ func (a *Actions) Rollback(ctx context.Context, reason string) (string, string, 
 		return from, from, err
 	}
 	return from, a.Registry.ProductionVersion(), nil
+}
+
+// RetireCanary implements Actuator: only a version serving as canary now
+// is retired (never production, which only a rollback replaces).
+func (a *Actions) RetireCanary(ctx context.Context, version, reason string) error {
+	serving := a.Registry.ServingVersions()
+	if len(serving) < 2 || !slices.Contains(serving[1:], version) {
+		return fmt.Errorf("%s is not serving as a canary", version)
+	}
+	_, v, ok := strings.Cut(version, "/")
+	if !ok {
+		return fmt.Errorf("version %q: want name/version", version)
+	}
+	return a.Registry.Promote(ctx, v, "retired", 0, "alert-engine", reason)
 }
 
 // Production implements Actuator.

@@ -107,9 +107,11 @@ func TestActionsSend(t *testing.T) {
 }
 
 type fakeRegistry struct {
-	prod string
-	prev string
-	err  error
+	prod    string
+	prev    string
+	canary  string
+	retired []string
+	err     error
 }
 
 func (r *fakeRegistry) Rollback(_ context.Context, actor, reason string) (string, error) {
@@ -124,6 +126,37 @@ func (r *fakeRegistry) Rollback(_ context.Context, actor, reason string) (string
 }
 
 func (r *fakeRegistry) ProductionVersion() string { return r.prod }
+
+func (r *fakeRegistry) ServingVersions() []string {
+	if r.canary == "" {
+		return []string{r.prod}
+	}
+	return []string{r.prod, r.canary}
+}
+
+func (r *fakeRegistry) Promote(_ context.Context, version, stage string, _ int, actor, reason string) error {
+	if stage != "retired" || actor != "alert-engine" || reason == "" {
+		return errors.New("unexpected promotion")
+	}
+	r.retired = append(r.retired, version)
+	r.canary = ""
+	return nil
+}
+
+// A failing canary is retired through the registry (by its bare version);
+// production, or a version not serving, never is.
+func TestActionsRetireCanary(t *testing.T) {
+	reg := &fakeRegistry{prod: "m/v2", canary: "m/v3"}
+	a := &Actions{Registry: reg}
+	for _, v := range []string{"m/v2", "m/v9"} {
+		if err := a.RetireCanary(context.Background(), v, "alert X"); err == nil {
+			t.Errorf("RetireCanary(%s) succeeded: only a serving canary may be retired", v)
+		}
+	}
+	if err := a.RetireCanary(context.Background(), "m/v3", "alert X"); err != nil || len(reg.retired) != 1 || reg.retired[0] != "v3" {
+		t.Fatalf("RetireCanary(m/v3) = %v; retired %v", err, reg.retired)
+	}
+}
 
 func TestActionsRollback(t *testing.T) {
 	reg := &fakeRegistry{prod: "m/v2", prev: "m/v1"}

@@ -32,6 +32,9 @@ type Actuator interface {
 	Rollback(ctx context.Context, reason string) (from, to string, err error)
 	// Production names the version in production now.
 	Production() string
+	// RetireCanary takes a canary ("name/version") out of service: its
+	// share of patients goes back to production.
+	RetireCanary(ctx context.Context, version, reason string) error
 	// ApplyModes makes this replica follow the modes at once (others
 	// follow when they next read the store).
 	ApplyModes(modes []store.Mode)
@@ -348,7 +351,13 @@ func (e *Engine) fire(ctx context.Context, r Rule, a store.Alert, snap *monitor.
 func (e *Engine) rollback(ctx context.Context, a store.Alert, reason string, rep *Report, do func(Action, bool, string)) {
 	prod := e.act.Production()
 	if v := a.Labels["version"]; v != "" && v != prod {
-		do(Rollback, false, fmt.Sprintf("not rolled back: the alert is about %s, production is %s", v, prod))
+		// A canary that fails is not fixed by rolling production back:
+		// it stops answering patients instead.
+		if err := e.act.RetireCanary(ctx, v, reason); err != nil {
+			do(Rollback, false, fmt.Sprintf("not rolled back: the alert is about %s, production is %s; retiring it failed: %v", v, prod, err))
+			return
+		}
+		do(Rollback, true, fmt.Sprintf("canary %s retired: its patients go to production %s", v, prod))
 		return
 	}
 	if last, ok := e.lastRollback(ctx); ok && e.cfg.Now().Sub(last) < e.cfg.RollbackCoolDown {
