@@ -282,6 +282,11 @@ func TestAlertScenario(t *testing.T) {
 		t.Fatalf("after the admin cleared oversight: %+v", a)
 	}
 	logf("admin cleared oversight: answers no longer carry the oversight reason")
+	code, _, b = do(t, "POST", fmt.Sprintf("%s/api/v1/incidents/%d/close", base, sens.incident), "", `{"reason": "rolled back to version 1; version 2 withdrawn"}`, "Content-Type", "application/json")
+	if code != 200 || !strings.Contains(string(b), `"status":"closed"`) || !strings.Contains(string(b), "version 2 withdrawn") {
+		t.Fatalf("close incident: %d %s", code, b)
+	}
+	logf("admin closed incident #%d", sens.incident)
 
 	// The figures behind it are on /api/v1/monitoring and /metrics.
 	_, _, b = do(t, "GET", base+"/api/v1/monitoring", "", "")

@@ -63,6 +63,7 @@ func FuzzRecordRoutes(f *testing.F) {
 			check(httptest.NewRequest(http.MethodPost, route, strings.NewReader(s)))
 		}
 		check(httptest.NewRequest(http.MethodPut, "/api/v1/modes/scale_up", strings.NewReader(s)))
+		check(httptest.NewRequest(http.MethodPost, "/api/v1/incidents/1/close", strings.NewReader(s)))
 		for _, route := range []string{"/api/v1/audit", "/api/v1/alerts", "/api/v1/incidents", "/api/v1/monitoring"} {
 			req := httptest.NewRequest(http.MethodGet, route, nil)
 			req.URL.RawQuery = s

@@ -297,3 +297,55 @@ func (s *Server) handleSetMode() http.Handler {
 		writeJSON(w, http.StatusOK, toModeJSON([]store.Mode{m})[0])
 	})
 }
+
+type closeIncidentRequest struct {
+	Reason string `json:"reason"`
+}
+
+// handleCloseIncident is an admin closing an incident once it has been
+// dealt with; who and why go into its report (and the audit trail).
+func (s *Server) handleCloseIncident() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Store == nil {
+			writeProblem(w, r, http.StatusServiceUnavailable, "incidents need the store")
+			return
+		}
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || id < 1 {
+			writeProblem(w, r, http.StatusBadRequest, "invalid request", "id: a positive integer")
+			return
+		}
+		var req closeIncidentRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > 1024 {
+			writeProblem(w, r, http.StatusBadRequest, "invalid request", "reason: required (what was done), at most 1 KiB")
+			return
+		}
+		in, err := s.Store.Incident(r.Context(), id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			writeProblem(w, r, http.StatusNotFound, "no such incident")
+			return
+		case err != nil:
+			writeProblem(w, r, http.StatusServiceUnavailable, "the incident could not be read from the store")
+			return
+		case in.Status == "closed":
+			writeProblem(w, r, http.StatusConflict, "the incident is already closed")
+			return
+		}
+		now := time.Now().UTC()
+		rep := map[string]json.RawMessage{}
+		_ = json.Unmarshal([]byte(in.Report), &rep)
+		closed, _ := json.Marshal(map[string]any{"actor": actorOf(r), "reason": req.Reason, "time": now})
+		rep["closed"] = closed
+		b, _ := json.Marshal(rep)
+		in.Status, in.ClosedAt, in.Report = "closed", &now, string(b)
+		if in, err = s.Store.SaveIncident(r.Context(), in); err != nil {
+			writeProblem(w, r, http.StatusServiceUnavailable, "the incident could not be stored")
+			return
+		}
+		writeJSON(w, http.StatusOK, toIncidentJSON(in, true))
+	})
+}

@@ -57,6 +57,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	api("GET /api/v1/alerts", "/api/v1/alerts", zoneInference, "", rolesAny, timeoutClinical, s.handleAlerts())
 	api("GET /api/v1/incidents", "/api/v1/incidents", zoneInference, "", rolesAny, timeoutClinical, s.handleIncidents())
 	api("GET /api/v1/incidents/{id}", "/api/v1/incidents/{id}", zoneInference, "", rolesAny, timeoutClinical, s.handleIncident())
+	api("POST /api/v1/incidents/{id}/close", "/api/v1/incidents/{id}/close", zoneInference, "incident.close", rolesAdmin, timeoutClinical, s.handleCloseIncident())
 	api("GET /api/v1/modes", "/api/v1/modes", zoneInference, "", rolesAny, timeoutClinical, s.handleModes())
 	api("PUT /api/v1/modes/{name}", "/api/v1/modes/{name}", zoneInference, "mode.set", rolesAdmin, timeoutClinical, s.handleSetMode())
 
