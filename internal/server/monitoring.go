@@ -217,27 +217,44 @@ func (s *Server) handleIncidents() http.Handler {
 	})
 }
 
+// incidentID reads the {id} of an incident route (answering the problem
+// itself when there is none to read).
+func (s *Server) incidentID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	if s.Store == nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "incidents need the store")
+		return 0, false
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		writeProblem(w, r, http.StatusBadRequest, "invalid request", "id: a positive integer")
+		return 0, false
+	}
+	return id, true
+}
+
+// loadIncident reads an incident, answering 404 or 503 itself.
+func (s *Server) loadIncident(w http.ResponseWriter, r *http.Request, id int64) (store.Incident, bool) {
+	in, err := s.Store.Incident(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeProblem(w, r, http.StatusNotFound, "no such incident")
+		return in, false
+	}
+	if err != nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "the incident could not be read from the store")
+		return in, false
+	}
+	return in, true
+}
+
 func (s *Server) handleIncident() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.Store == nil {
-			writeProblem(w, r, http.StatusServiceUnavailable, "incidents need the store")
+		id, ok := s.incidentID(w, r)
+		if !ok {
 			return
 		}
-		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		if err != nil || id < 1 {
-			writeProblem(w, r, http.StatusBadRequest, "invalid request", "id: a positive integer")
-			return
+		if in, ok := s.loadIncident(w, r, id); ok {
+			writeJSON(w, http.StatusOK, toIncidentJSON(in, true))
 		}
-		in, err := s.Store.Incident(r.Context(), id)
-		if errors.Is(err, store.ErrNotFound) {
-			writeProblem(w, r, http.StatusNotFound, "no such incident")
-			return
-		}
-		if err != nil {
-			writeProblem(w, r, http.StatusServiceUnavailable, "the incident could not be read from the store")
-			return
-		}
-		writeJSON(w, http.StatusOK, toIncidentJSON(in, true))
 	})
 }
 
@@ -306,13 +323,8 @@ type closeIncidentRequest struct {
 // dealt with; who and why go into its report (and the audit trail).
 func (s *Server) handleCloseIncident() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.Store == nil {
-			writeProblem(w, r, http.StatusServiceUnavailable, "incidents need the store")
-			return
-		}
-		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		if err != nil || id < 1 {
-			writeProblem(w, r, http.StatusBadRequest, "invalid request", "id: a positive integer")
+		id, ok := s.incidentID(w, r)
+		if !ok {
 			return
 		}
 		var req closeIncidentRequest
@@ -323,15 +335,11 @@ func (s *Server) handleCloseIncident() http.Handler {
 			writeProblem(w, r, http.StatusBadRequest, "invalid request", "reason: required (what was done), at most 1 KiB")
 			return
 		}
-		in, err := s.Store.Incident(r.Context(), id)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			writeProblem(w, r, http.StatusNotFound, "no such incident")
+		in, ok := s.loadIncident(w, r, id)
+		if !ok {
 			return
-		case err != nil:
-			writeProblem(w, r, http.StatusServiceUnavailable, "the incident could not be read from the store")
-			return
-		case in.Status == "closed":
+		}
+		if in.Status == "closed" {
 			writeProblem(w, r, http.StatusConflict, "the incident is already closed")
 			return
 		}
@@ -342,7 +350,8 @@ func (s *Server) handleCloseIncident() http.Handler {
 		rep["closed"] = closed
 		b, _ := json.Marshal(rep)
 		in.Status, in.ClosedAt, in.Report = "closed", &now, string(b)
-		if in, err = s.Store.SaveIncident(r.Context(), in); err != nil {
+		in, err := s.Store.SaveIncident(r.Context(), in)
+		if err != nil {
 			writeProblem(w, r, http.StatusServiceUnavailable, "the incident could not be stored")
 			return
 		}
