@@ -355,64 +355,50 @@ func TestEngineLifecycle(t *testing.T) {
 }
 
 // An alert about a version that is not in production (a canary) never
-// rolls production back; the rest of its actions are taken.
-func TestEngineNoRollbackForOtherVersion(t *testing.T) {
-	db := openStore(t)
-	clk := &clock{t: time.Date(2030, 1, 1, 10, 0, 0, 0, time.UTC)}
-	act := newActuator("m/v2", "m/v1")
-	e := NewEngine(db, nil, act, Config{Now: clk.Now})
-	s := &monitor.Snapshot{MinSamples: 30, Serving: []string{"m/v2", "m/v3"},
-		Targets: map[string]monitor.Targets{"m/v2": monitor.SeedTargets(), "m/v3": monitor.SeedTargets()},
-		Clinical: []monitor.ClinicalEntry{
-			{Key: monitor.Key{Version: "m/v3", Domain: monitor.AllDomains}, Clinical: &monitor.Clinical{Samples: 40, Sensitivity: monitor.Rate{Num: 10, Den: 20}}},
-			{Key: monitor.Key{Version: "m/v2", Domain: monitor.AllDomains}, Clinical: &monitor.Clinical{Samples: 40, Sensitivity: monitor.Rate{Num: 20, Den: 20}}},
-		}}
-	evaluate(t, e, s) // SensitivityDegraded has no for-duration: firing at once
-	as := active(t, db)
-	if len(as) != 1 || as[0].State != "firing" || as[0].Labels["version"] != "m/v3" {
-		t.Fatalf("alerts = %+v", as)
-	}
-	if r, _ := act.counts(); r != 0 || act.Production() != "m/v2" {
-		t.Fatalf("rolled production back for a canary (%d rollbacks)", r)
-	}
-	rep := reportOf(t, incidents(t, db)[0])
-	rb, ok := actionOf(rep, Rollback)
-	if !ok || !rb.OK || !strings.Contains(rb.Detail, "canary m/v3 retired") || rep.RolledBack || len(act.retired) != 1 || act.retired[0] != "m/v3" {
-		t.Errorf("rollback action = %+v; retired %v", rb, act.retired)
-	}
-	if !mode(t, db, "oversight").Enabled {
-		t.Error("oversight not set")
-	}
-}
-
-// A canary that cannot be retired leaves the failure on record.
-func TestEngineCanaryRetireFails(t *testing.T) {
-	db := openStore(t)
-	clk := &clock{t: time.Date(2030, 1, 1, 10, 0, 0, 0, time.UTC)}
-	act := newActuator("m/v2", "m/v1")
-	act.retireErr = errors.New("registry unreachable")
-	e := NewEngine(db, nil, act, Config{Now: clk.Now})
-	s := &monitor.Snapshot{MinSamples: 30, Serving: []string{"m/v2", "m/v3"},
-		Targets: map[string]monitor.Targets{"m/v2": monitor.SeedTargets(), "m/v3": monitor.SeedTargets()},
-		Clinical: []monitor.ClinicalEntry{
-			{Key: monitor.Key{Version: "m/v3", Domain: monitor.AllDomains}, Clinical: &monitor.Clinical{Samples: 40, Sensitivity: monitor.Rate{Num: 10, Den: 20}}},
-			{Key: monitor.Key{Version: "m/v2", Domain: monitor.AllDomains}, Clinical: &monitor.Clinical{Samples: 40, Sensitivity: monitor.Rate{Num: 20, Den: 20}}},
-		}}
-	evaluate(t, e, s) // SensitivityDegraded has no for-duration: firing at once
-	as := active(t, db)
-	if len(as) != 1 || as[0].State != "firing" || as[0].Labels["version"] != "m/v3" {
-		t.Fatalf("alerts = %+v", as)
-	}
-	if r, _ := act.counts(); r != 0 || act.Production() != "m/v2" {
-		t.Fatalf("rolled production back for a canary (%d rollbacks)", r)
-	}
-	rep := reportOf(t, incidents(t, db)[0])
-	rb, ok := actionOf(rep, Rollback)
-	if !ok || rb.OK || !strings.Contains(rb.Detail, "about m/v3") || !strings.Contains(rb.Detail, "registry unreachable") || rep.RolledBack {
-		t.Errorf("rollback action = %+v", rb)
-	}
-	if !mode(t, db, "oversight").Enabled {
-		t.Error("oversight not set")
+// rolls production back: the canary is retired instead, and when that
+// fails the failure is on record; the rest of its actions are taken.
+func TestEngineCanaryAlert(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		retireErr error
+		check     func(rb ActionResult, retired []string) bool
+	}{
+		{"canary retired", nil, func(rb ActionResult, retired []string) bool {
+			return rb.OK && strings.Contains(rb.Detail, "canary m/v3 retired") && len(retired) == 1 && retired[0] == "m/v3"
+		}},
+		{"retiring fails", errors.New("registry unreachable"), func(rb ActionResult, _ []string) bool {
+			return !rb.OK && strings.Contains(rb.Detail, "about m/v3") && strings.Contains(rb.Detail, "registry unreachable")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openStore(t)
+			clk := &clock{t: time.Date(2030, 1, 1, 10, 0, 0, 0, time.UTC)}
+			act := newActuator("m/v2", "m/v1")
+			act.retireErr = tc.retireErr
+			e := NewEngine(db, nil, act, Config{Now: clk.Now})
+			s := &monitor.Snapshot{MinSamples: 30, Serving: []string{"m/v2", "m/v3"},
+				Targets: map[string]monitor.Targets{"m/v2": monitor.SeedTargets(), "m/v3": monitor.SeedTargets()},
+				Clinical: []monitor.ClinicalEntry{
+					{Key: monitor.Key{Version: "m/v3", Domain: monitor.AllDomains}, Clinical: &monitor.Clinical{Samples: 40, Sensitivity: monitor.Rate{Num: 10, Den: 20}}},
+					{Key: monitor.Key{Version: "m/v2", Domain: monitor.AllDomains}, Clinical: &monitor.Clinical{Samples: 40, Sensitivity: monitor.Rate{Num: 20, Den: 20}}},
+				}}
+			evaluate(t, e, s) // SensitivityDegraded has no for-duration: firing at once
+			as := active(t, db)
+			if len(as) != 1 || as[0].State != "firing" || as[0].Labels["version"] != "m/v3" {
+				t.Fatalf("alerts = %+v", as)
+			}
+			if r, _ := act.counts(); r != 0 || act.Production() != "m/v2" {
+				t.Fatalf("rolled production back for a canary (%d rollbacks)", r)
+			}
+			rep := reportOf(t, incidents(t, db)[0])
+			rb, ok := actionOf(rep, Rollback)
+			if !ok || rep.RolledBack || !tc.check(rb, act.retired) {
+				t.Errorf("rollback action = %+v; retired %v", rb, act.retired)
+			}
+			if !mode(t, db, "oversight").Enabled {
+				t.Error("oversight not set")
+			}
+		})
 	}
 }
 
