@@ -277,8 +277,7 @@ func (e *Engine) join(ctx context.Context, r Rule, a store.Alert, incident int64
 		}
 	}
 	e.cfg.Logf("alert %s joins incident #%d (same version, already acted on)", r.Name, incident)
-	_ = e.act.Send(ctx, Notification{Status: "firing", Rule: r.Name, Severity: r.Severity, Summary: a.Summary, Labels: a.Labels,
-		Value: a.Value, Threshold: a.Threshold, AlertID: a.ID, IncidentID: incident, Time: e.cfg.Now().UTC()})
+	_ = e.act.Send(ctx, e.notification(a, "firing", incident))
 	return nil
 }
 
@@ -328,8 +327,8 @@ func (e *Engine) fire(ctx context.Context, r Rule, a store.Alert, snap *monitor.
 	}
 	rep.Versions["after"] = e.act.Production()
 	page := has(r.Actions, Page) || r.Severity == "critical"
-	n := Notification{Page: page, Status: "firing", Rule: r.Name, Severity: r.Severity, Summary: a.Summary, Labels: a.Labels,
-		Value: a.Value, Threshold: a.Threshold, AlertID: a.ID, IncidentID: in.ID, Actions: rep.Actions, Time: e.cfg.Now().UTC()}
+	n := e.notification(a, "firing", in.ID)
+	n.Page, n.Actions = page, rep.Actions
 	if err := e.act.Send(ctx, n); err != nil {
 		do(map[bool]Action{true: Page, false: Notify}[page], false, err.Error())
 	} else {
@@ -424,8 +423,13 @@ func (e *Engine) resolved(ctx context.Context, a store.Alert) {
 			}
 		}
 	}
-	_ = e.act.Send(ctx, Notification{Status: "resolved", Rule: a.Rule, Severity: a.Severity, Summary: a.Summary, Labels: a.Labels,
-		Value: a.Value, Threshold: a.Threshold, AlertID: a.ID, IncidentID: a.IncidentID, Time: e.cfg.Now().UTC()})
+	_ = e.act.Send(ctx, e.notification(a, "resolved", a.IncidentID))
+}
+
+// notification says what an alert is, for the webhook.
+func (e *Engine) notification(a store.Alert, status string, incident int64) Notification {
+	return Notification{Status: status, Rule: a.Rule, Severity: a.Severity, Summary: a.Summary, Labels: a.Labels,
+		Value: a.Value, Threshold: a.Threshold, AlertID: a.ID, IncidentID: incident, Time: e.cfg.Now().UTC()}
 }
 
 func has(as []Action, a Action) bool {
